@@ -1,0 +1,218 @@
+"""edge.yaml -> validated Settings. Every key has a default; an unknown key or a wrong type
+is a ConfigError that names the key (``detector.min_size: expected int, got 'big'``)."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class SourceSettings:
+    """Where frames come from."""
+
+    uri: str = "demo"              # demo | 0 | /dev/video0 | picamera | clip.mp4 | folder/
+    width: int = 640
+    height: int = 480
+    fps: int = 30
+    loop: bool = True              # replay files and folders when they end
+    realtime: bool = True          # pace files at their fps (False: as fast as possible)
+    reconnect_max_s: float = 10.0  # back-off ceiling when a camera disappears
+
+
+@dataclass
+class DetectorSettings:
+    """Haar cascade face detection."""
+
+    cascade: str = "frontal_default"   # frontal_default | alt2 | lbp | path to an .xml
+    downscale: float = 0.5             # detect on a frame this many times the size
+    min_size: int = 40                 # smallest face side, in full-frame pixels
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+
+
+@dataclass
+class TrackerSettings:
+    """IoU tracking and per-track voting."""
+
+    iou: float = 0.3
+    max_missed: int = 10               # frames a track survives without a detection
+    refresh_every: int = 15            # rerun the models on a track every N frames
+    vote_window: int = 5               # n: looks kept per track
+    vote_min: int = 3                  # k: wins of the last n looks before a name is shown
+
+
+@dataclass
+class ModelSettings:
+    """Which bundles run and how."""
+
+    dir: str = "models"
+    bundles: list = field(default_factory=lambda: ["attributes", "multitask", "embedding"])
+    runtime: str = "auto"              # auto | ai_edge_litert | tflite_runtime | tensorflow
+    num_threads: int = 1
+    public_key: Optional[str] = None   # Ed25519 public key: unsigned bundles are refused when set
+
+
+@dataclass
+class RecognitionSettings:
+    """Enrolled people and matching."""
+
+    gallery: str = "gallery/gallery.npz"
+    threshold: Optional[float] = None  # cosine distance; None = calibrated from the gallery
+    keep_photos: bool = False          # keep enrollment crops so a model change can re-embed
+
+
+@dataclass
+class DisplaySettings:
+    """The on-screen window."""
+
+    window: bool = True                # False or no DISPLAY: run headless
+    title: str = "face-edge"
+    show_fps: bool = True
+    fullscreen: bool = False
+
+
+@dataclass
+class OutputSettings:
+    """What is written besides the window."""
+
+    record: Optional[str] = None       # annotated video file
+    events: Optional[str] = None       # JSON-lines events (person appears / leaves)
+
+
+@dataclass
+class ServiceSettings:
+    """systemd integration and hot reload."""
+
+    control_socket: Optional[str] = None  # unix socket for status/reload; None = off
+    watchdog: bool = True
+
+
+@dataclass
+class Settings:
+    """Everything a user can set in edge.yaml."""
+
+    source: SourceSettings = field(default_factory=SourceSettings)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
+    recognition: RecognitionSettings = field(default_factory=RecognitionSettings)
+    display: DisplaySettings = field(default_factory=DisplaySettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    log_level: str = "info"
+
+
+def _check_value(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _check_value(value, args[0], key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+    elif hint is list or origin is list:
+        if isinstance(value, list):
+            return value
+    else:
+        return value
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{key}: expected {name}, got {value!r}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}.{key}" if prefix else key
+        kwargs[key] = _check_value(value, hints[key], where)
+    return cls(**kwargs)
+
+
+def settings_from_dict(data: Any) -> Settings:
+    """Return validated Settings from a dict (as read from YAML); ConfigError names a bad key."""
+    settings = _build(Settings, data, "")
+    _check_ranges(settings)
+    return settings
+
+
+def _check_ranges(s: Settings) -> None:
+    checks = [
+        ("detector.downscale", 0 < s.detector.downscale <= 1, "a number in (0, 1]"),
+        ("detector.scale_factor", s.detector.scale_factor > 1.0, "a number above 1.0"),
+        ("detector.min_size", s.detector.min_size >= 8, "at least 8"),
+        ("detector.min_neighbors", s.detector.min_neighbors >= 0, "0 or more"),
+        ("tracker.iou", 0 < s.tracker.iou < 1, "a number in (0, 1)"),
+        ("tracker.refresh_every", s.tracker.refresh_every >= 1, "at least 1"),
+        ("tracker.vote_min", 1 <= s.tracker.vote_min <= s.tracker.vote_window,
+         "between 1 and tracker.vote_window"),
+        ("models.num_threads", s.models.num_threads >= 1, "at least 1"),
+        ("source.width", s.source.width > 0, "positive"),
+        ("source.height", s.source.height > 0, "positive"),
+        ("source.fps", s.source.fps > 0, "positive"),
+        ("log_level", s.log_level.lower() in ("debug", "info", "warning", "error"),
+         "one of debug, info, warning, error"),
+    ]
+    for key, ok, want in checks:
+        if not ok:
+            raise ConfigError(f"{key}: must be {want}")
+    if s.recognition.threshold is not None and not 0 < s.recognition.threshold < 2:
+        raise ConfigError("recognition.threshold: must be a cosine distance in (0, 2)")
+    if not all(isinstance(b, str) and b for b in s.models.bundles):
+        raise ConfigError("models.bundles: must be a list of bundle folder names")
+
+
+def load_settings(path: Optional[Union[str, Path]] = None) -> Settings:
+    """Return Settings from the YAML file at ``path`` (defaults when ``path`` is None)."""
+    if path is None:
+        return Settings()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path}: not valid YAML{at}") from None
+    try:
+        return settings_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    """Return ``settings`` as a plain dict (the shape of edge.yaml)."""
+    return dataclasses.asdict(settings)

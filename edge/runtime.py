@@ -1,0 +1,103 @@
+"""TFLite runtime registry: ai_edge_litert first, then tflite_runtime, then tensorflow.lite.
+
+Runtimes are chosen by name (``auto`` tries them in that order). TensorFlow is only
+imported when it is named or when neither LiteRT runtime is installed.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import RuntimeUnavailable
+
+RUNTIME_ORDER = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+
+
+def _load_litert() -> Any:
+    return importlib.import_module("ai_edge_litert.interpreter").Interpreter
+
+
+def _load_tflite_runtime() -> Any:
+    return importlib.import_module("tflite_runtime.interpreter").Interpreter
+
+
+def _load_tensorflow() -> Any:
+    return importlib.import_module("tensorflow").lite.Interpreter
+
+
+_LOADERS: dict[str, Callable[[], Any]] = {
+    "ai_edge_litert": _load_litert,
+    "tflite_runtime": _load_tflite_runtime,
+    "tensorflow": _load_tensorflow,
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A TFLite interpreter class and the name of the package it came from."""
+
+    name: str
+    interpreter_class: Any
+
+    def interpreter(self, model_path: str, num_threads: int = 1) -> Any:
+        """Return an allocated interpreter for ``model_path`` running on ``num_threads`` threads."""
+        interp = self.interpreter_class(model_path=str(model_path), num_threads=int(num_threads))
+        interp.allocate_tensors()
+        return interp
+
+    def version(self) -> str:
+        """Return the installed version of this runtime's package, or '?'."""
+        from importlib import metadata
+
+        dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
+                "tensorflow": "tensorflow"}[self.name]
+        for candidate in (dist, dist + "-cpu"):
+            try:
+                return metadata.version(candidate)
+            except metadata.PackageNotFoundError:
+                continue
+        return "?"
+
+
+_cache: dict[str, Runtime] = {}
+
+
+def available_runtimes() -> list[str]:
+    """Return the names of the runtimes that import on this machine, in preference order."""
+    names = []
+    for name in RUNTIME_ORDER:
+        try:
+            get_runtime(name)
+            names.append(name)
+        except RuntimeUnavailable:
+            continue
+    return names
+
+
+def get_runtime(name: str = "auto") -> Runtime:
+    """Return the runtime called ``name`` (or the first that imports, for ``auto``).
+
+    Raises RuntimeUnavailable with an install hint when none can be imported.
+    """
+    if name in _cache:
+        return _cache[name]
+    if name == "auto":
+        order = RUNTIME_ORDER
+    elif name in _LOADERS:
+        order = (name,)
+    else:
+        raise RuntimeUnavailable(
+            f"unknown runtime {name!r}: choose one of auto, {', '.join(RUNTIME_ORDER)}")
+    errors = []
+    for candidate in order:
+        try:
+            runtime = Runtime(candidate, _LOADERS[candidate]())
+        except Exception as exc:  # ImportError, or a wheel built against another numpy
+            errors.append(f"{candidate}: {type(exc).__name__}: {exc}".splitlines()[0])
+            continue
+        _cache[name] = runtime
+        _cache[candidate] = runtime
+        return runtime
+    raise RuntimeUnavailable("no TFLite runtime could be imported (" + "; ".join(errors)
+                             + "); install one with: pip install ai-edge-litert")

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the edge app and starts the live demo on the shipped clip and shipped models.
+# With a screen it opens a window (q or Esc quits); without one it runs headless and
+# writes the annotated video to out/demo.mp4 and person events to out/events.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q --disable-pip-version-check -e ".[edge]"
+mkdir -p out
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  exec face-edge run --config edge.yaml "$@"
+fi
+exec face-edge run --config edge.yaml --no-display --record out/demo.mp4 --events out/events.jsonl --max-frames 300 "$@"
