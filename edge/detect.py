@@ -1,0 +1,82 @@
+"""Haar-cascade face detection on a downscaled grey frame, boxes scaled back to the frame."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .crop import Box
+from .errors import ConfigError
+
+CASCADES = {
+    "frontal_default": "haarcascade_frontalface_default.xml",
+    "alt2": "haarcascade_frontalface_alt2.xml",
+    "lbp": "lbpcascade_frontalface_improved.xml",
+}
+_EXTRA_DIRS = (Path(__file__).parent / "assets", Path("/usr/share/opencv4/lbpcascades"),
+               Path("/usr/share/opencv4/haarcascades"))
+
+
+def cascade_path(name: str) -> Path:
+    """Return the path of the cascade called ``name`` (a CASCADES key or a path to an .xml)."""
+    if name not in CASCADES:
+        path = Path(name)
+        if path.suffix == ".xml" and path.is_file():
+            return path
+        raise ConfigError(f"detector.cascade: {name!r} is neither one of {', '.join(CASCADES)} "
+                          "nor an existing .xml file")
+    filename = CASCADES[name]
+    for folder in (Path(cv2.data.haarcascades), *_EXTRA_DIRS):
+        if (folder / filename).is_file():
+            return folder / filename
+    raise ConfigError(f"detector.cascade: {filename} not found in OpenCV's data or {_EXTRA_DIRS[0]}")
+
+
+class HaarDetector:
+    """``detect(frame)`` returns face boxes (x, y, w, h) in full-frame pixels."""
+
+    def __init__(self, cascade: str = "frontal_default", downscale: float = 0.5, min_size: int = 40,
+                 scale_factor: float = 1.1, min_neighbors: int = 5):
+        path = cascade_path(cascade)
+        self.classifier = cv2.CascadeClassifier(str(path))
+        if self.classifier.empty():
+            raise ConfigError(f"detector.cascade: {path} is not a valid cascade file")
+        self.cascade = cascade
+        self.downscale = float(downscale)
+        self.min_size = int(min_size)
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+
+    def detect(self, frame: np.ndarray, grey: Optional[np.ndarray] = None) -> list[Box]:
+        """Return the face boxes found in a BGR (or grey) frame, largest first."""
+        if frame is None or frame.size == 0:
+            return []
+        if grey is None:
+            grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        f = self.downscale
+        small = grey if f == 1.0 else cv2.resize(grey, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        small = cv2.equalizeHist(small)
+        side = max(8, int(round(self.min_size * f)))
+        found = self.classifier.detectMultiScale(small, scaleFactor=self.scale_factor,
+                                                 minNeighbors=self.min_neighbors, minSize=(side, side))
+        boxes = [(int(round(x / f)), int(round(y / f)), int(round(w / f)), int(round(h / f)))
+                 for (x, y, w, h) in (found if len(found) else [])]
+        return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
+
+
+def detect_faces(frame: np.ndarray, cascade: str = "frontal_default", downscale: float = 1.0,
+                 min_size: int = 30) -> list[Box]:
+    """Return face boxes (x, y, w, h) in a BGR image; a one-call helper for scripts and the trainer."""
+    return _detector(cascade, downscale, min_size).detect(frame)
+
+
+_detectors: dict[tuple, HaarDetector] = {}
+
+
+def _detector(cascade: str, downscale: float, min_size: int) -> HaarDetector:
+    key = (cascade, downscale, min_size)
+    if key not in _detectors:
+        _detectors[key] = HaarDetector(cascade, downscale, min_size)
+    return _detectors[key]
