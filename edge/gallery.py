@@ -1,0 +1,504 @@
+"""Enrolled people: their face embeddings, nearest-person matching and the "unknown" threshold.
+
+The gallery file (default ``gallery/gallery.npz``) is a NumPy ``.npz`` archive read with
+``allow_pickle=False``; it holds
+
+- ``header``: UTF-8 JSON (as uint8 bytes): format name and version, the embedding model's
+  name and version, the vector size, the people in enrollment order, and, when photos are
+  kept, the crop spec of the stored photos;
+- ``vectors``: float32 (N, D), every enrolled embedding, L2-normalised;
+- ``owners``: int32 (N,), the index in ``header.people`` of each vector's person;
+- ``photos`` (only with ``recognition.keep_photos``): uint8 (N, S, S, 3) face crops, cut with
+  :data:`PHOTO_SPEC` (a wide margin), so a new model with another crop can re-embed them.
+
+Each person keeps all their enrollment embeddings (not a mean): a face matches a person by
+its nearest member, which copes with a person enrolled under several poses or lights.
+
+Matching uses cosine distance ``1 - a.b`` on L2-normalised vectors (0 = same direction, 2 =
+opposite). A face is "unknown" when its nearest member is farther than :attr:`Gallery.threshold`.
+
+Threshold rule (first that applies):
+
+1. ``recognition.threshold`` in edge.yaml (a fixed override);
+2. calibrated from the gallery itself: the impostor distances are the cosine distances
+   between every pair of vectors of *different* enrolled people. They estimate how close a
+   stranger's face comes to an enrolled one, so their :data:`IMPOSTOR_PERCENTILE`-th
+   percentile is a threshold with about that false-accept rate per enrolled person.
+   It is bounded above by the model's verification threshold (manifest
+   ``recognition.threshold``, measured on held-out pairs; :data:`DEFAULT_THRESHOLD` when the
+   manifest has none), so a gallery of very different people never makes matching looser
+   than the model supports, and below by :data:`FLOOR_FRACTION` of that ceiling, so a
+   gallery of look-alikes does not make everybody unknown;
+3. with fewer than :data:`MIN_IMPOSTOR_PAIRS` impostor pairs (fewer than two people): the
+   model's threshold (or :data:`DEFAULT_THRESHOLD`).
+
+Files are written atomically (temporary file in the same folder, fsync, ``os.replace``) with
+mode 0600, and the temporary file is read back and checked before it replaces the old one:
+a crash or a bad write leaves the previous gallery intact.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import math
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from .crop import CropSpec
+from .errors import GalleryError
+
+FORMAT = "face-edge-gallery"
+FORMAT_VERSION = 1
+FILE_MODE = 0o600
+IMPOSTOR_PERCENTILE = 1.0      # percent of impostor distances allowed below the threshold
+FLOOR_FRACTION = 0.5           # the calibrated threshold never goes below this x the ceiling
+MIN_IMPOSTOR_PAIRS = 1
+DEFAULT_THRESHOLD = 0.4        # only when neither config nor the model's manifest gives one
+MAX_NAME_LENGTH = 64
+PHOTO_SPEC = CropSpec(size=160, margin=0.6, shift_y=0.0)
+_FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|')
+
+
+@dataclass(frozen=True)
+class Match:
+    """The result of matching one face: ``name`` None means unknown.
+
+    ``distance`` is the cosine distance to the nearest enrolled vector (inf for an empty
+    gallery); ``nearest`` is that vector's person even when the face is unknown.
+    """
+
+    name: Optional[str]
+    distance: float
+    nearest: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Person:
+    """One enrolled person as listed: name, number of stored embeddings, when first enrolled."""
+
+    name: str
+    samples: int
+    enrolled: str = ""
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` stripped; GalleryError when it is empty or could act as a path."""
+    if not isinstance(name, str):
+        raise GalleryError(f"name {name!r}: must be text")
+    clean = name.strip()
+    if not clean:
+        raise GalleryError("name is empty: give the person a name, e.g. `face-edge enroll alice --from photos/`")
+    if len(clean) > MAX_NAME_LENGTH:
+        raise GalleryError(f"name {clean[:20]!r}...: longer than {MAX_NAME_LENGTH} characters")
+    bad = sorted(set(clean) & _FORBIDDEN_NAME_CHARS)
+    if bad or clean.startswith(".") or ".." in clean or any(ord(c) < 32 or ord(c) == 127 for c in clean):
+        raise GalleryError(f"name {clean!r}: may not contain path characters ({' '.join(sorted(_FORBIDDEN_NAME_CHARS))}), "
+                           "'..', control characters or start with '.'; use letters, digits, spaces, - or _")
+    return clean
+
+
+def model_threshold(manifest: Any) -> Optional[float]:
+    """Return the cosine-distance threshold in an embedding manifest's ``recognition.threshold``, if any."""
+    extra = getattr(manifest, "extra", None) or {}
+    rec = extra.get("recognition") if isinstance(extra, Mapping) else None
+    value = rec.get("threshold") if isinstance(rec, Mapping) else None
+    try:
+        value = None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and 0.0 < value < 2.0 else None
+
+
+def calibrate_threshold(vectors: np.ndarray, owners: np.ndarray, ceiling: Optional[float] = None,
+                        percentile: float = IMPOSTOR_PERCENTILE,
+                        floor_fraction: float = FLOOR_FRACTION) -> tuple[float, str]:
+    """Return (threshold, source) from the impostor distances of a gallery (rule in the module docstring).
+
+    ``source`` is ``"gallery"`` when impostor pairs set it, ``"model"`` when the model's
+    ceiling was used (as bound or for lack of pairs), ``"default"`` when neither exists.
+    """
+    top = float(ceiling) if ceiling is not None else DEFAULT_THRESHOLD
+    top_source = "model" if ceiling is not None else "default"
+    impostors = impostor_distances(vectors, owners)
+    if impostors.size < MIN_IMPOSTOR_PAIRS:
+        return top, top_source
+    low = float(np.percentile(impostors, percentile))
+    if low >= top:
+        return top, top_source
+    return max(low, floor_fraction * top), "gallery"
+
+
+def impostor_distances(vectors: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """Return the cosine distances of every pair of vectors that belong to different people."""
+    if len(vectors) < 2:
+        return np.zeros(0, np.float32)
+    dist = 1.0 - vectors @ vectors.T
+    different = owners[:, None] != owners[None, :]
+    upper = np.triu(np.ones_like(different, dtype=bool), k=1)
+    return dist[different & upper].astype(np.float32)
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
+        raise GalleryError("embedding has zero length or non-finite values; the model produced no usable vector")
+    return vectors / norms
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+class Gallery:
+    """The enrolled people of one embedding model; ``match(vector)`` names a face or says unknown."""
+
+    def __init__(self, model_name: str, model_version: str, dim: Optional[int] = None,
+                 path: Optional[Path] = None, threshold: Optional[float] = None,
+                 model_threshold: Optional[float] = None):
+        self.model_name = str(model_name)
+        self.model_version = str(model_version)
+        self.dim = dim
+        self.path = Path(path) if path is not None else None
+        self.threshold_override = threshold
+        self.model_threshold = model_threshold
+        self.created = _now()
+        self.photo_spec: Optional[CropSpec] = None
+        self._people: list[str] = []
+        self._enrolled: dict[str, str] = {}
+        self._vectors = np.zeros((0, dim or 0), np.float32)
+        self._owners = np.zeros(0, np.int32)
+        self._photos: Optional[np.ndarray] = None
+        self._calibrated: Optional[tuple[float, str]] = None
+
+    # ---- reading -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, model_name: str, model_version: str, *,
+             threshold: Optional[float] = None, model_threshold: Optional[float] = None) -> "Gallery":
+        """Return the gallery at ``path`` for this model (an empty one when the file does not exist yet).
+
+        GalleryError (one line) when the file is corrupt, or was made by another model: then
+        the message says to re-enroll, or to run ``face-edge gallery reembed`` when photos were kept.
+        """
+        path = Path(path)
+        if not path.exists():
+            return cls(model_name, model_version, path=path, threshold=threshold,
+                       model_threshold=model_threshold)
+        gallery = cls.read(path)
+        if (gallery.model_name, gallery.model_version) != (str(model_name), str(model_version)):
+            made = f"{gallery.model_name} v{gallery.model_version}"
+            now = f"{model_name} v{model_version}"
+            if gallery.has_photos:
+                raise GalleryError(f"gallery {path} was made with model {made}, the embedding model is now {now}: "
+                                   "run `face-edge gallery reembed` to re-embed the kept photos")
+            raise GalleryError(f"gallery {path} was made with model {made}, the embedding model is now {now}: "
+                               "its embeddings do not fit; re-enroll everyone (`face-edge enroll NAME --from DIR`) "
+                               f"after moving {path.name} away")
+        gallery.threshold_override = threshold
+        gallery.model_threshold = model_threshold
+        return gallery
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Gallery":
+        """Return the gallery stored at ``path`` whatever model made it; GalleryError when unreadable or corrupt."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise GalleryError(f"gallery {path} does not exist") from None
+        except OSError as exc:
+            raise GalleryError(f"gallery {path}: cannot read ({exc.strerror or exc})") from None
+        gallery = cls.from_bytes(data, where=f"gallery {path}")
+        gallery.path = path
+        return gallery
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str = "gallery") -> "Gallery":
+        """Return the gallery encoded in ``data`` (the file's bytes); GalleryError when it is not a valid gallery."""
+        hint = "it was left untouched; restore a backup (`face-edge gallery import FILE`) or move it away and re-enroll"
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+            header = json.loads(bytes(arrays["header"].astype(np.uint8)).decode("utf-8"))
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise ValueError("not a face-edge gallery")
+            if int(header.get("format_version", 0)) > FORMAT_VERSION:
+                raise GalleryError(f"{where}: format version {header.get('format_version')} is newer than this "
+                                   f"face-edge reads ({FORMAT_VERSION}); upgrade face-edge")
+            model = header["model"]
+            people = [check_name(str(p["name"])) for p in header["people"]]
+            vectors = np.asarray(arrays["vectors"], np.float32)
+            owners = np.asarray(arrays["owners"], np.int64).astype(np.int32)
+            dim = int(header["dim"])
+            if vectors.ndim != 2 or (len(vectors) and vectors.shape[1] != dim) or len(owners) != len(vectors):
+                raise ValueError(f"vectors {vectors.shape} / owners {owners.shape} do not fit dim {dim}")
+            if len(owners) and (owners.min() < 0 or owners.max() >= len(people)):
+                raise ValueError("a vector belongs to no listed person")
+            if len(set(people)) != len(people):
+                raise ValueError("a person is listed twice")
+            if not np.all(np.isfinite(vectors)):
+                raise ValueError("non-finite embedding values")
+            photos = arrays.get("photos")
+            if photos is not None and (photos.dtype != np.uint8 or photos.ndim != 4 or len(photos) != len(vectors)):
+                raise ValueError("photos do not fit the vectors")
+        except GalleryError:
+            raise
+        except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError,
+                zipfile.BadZipFile) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise GalleryError(f"{where} is corrupt or not a face-edge gallery ({detail[:80]}); {hint}") from None
+        gallery = cls(str(model["name"]), str(model["version"]), dim=dim)
+        gallery.created = str(header.get("created", ""))
+        gallery._people = people
+        gallery._enrolled = {p: str(entry.get("enrolled", "")) for p, entry in zip(people, header["people"])}
+        gallery._vectors = vectors
+        gallery._owners = owners
+        gallery._photos = photos
+        if photos is not None and header.get("photo_spec"):
+            gallery.photo_spec = CropSpec.from_dict(header["photo_spec"])
+        return gallery
+
+    # ---- matching ------------------------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        """Return the cosine distance above which a face is unknown (config override, else calibrated)."""
+        return self.threshold_and_source()[0]
+
+    def threshold_and_source(self) -> tuple[float, str]:
+        """Return (threshold, where it comes from: config | gallery | model | default)."""
+        if self.threshold_override is not None:
+            return float(self.threshold_override), "config"
+        if self._calibrated is None:
+            self._calibrated = calibrate_threshold(self._vectors, self._owners, self.model_threshold)
+        return self._calibrated
+
+    def match(self, vector: np.ndarray) -> Match:
+        """Return the nearest enrolled person by cosine distance, name None when farther than the threshold."""
+        if not len(self._vectors):
+            return Match(None, math.inf, None)
+        v = np.asarray(vector, np.float32).reshape(-1)
+        if v.size != self._vectors.shape[1]:
+            raise GalleryError(f"embedding of size {v.size} does not fit the gallery's {self._vectors.shape[1]}-d "
+                               f"vectors (model {self.model_name} v{self.model_version})")
+        norm = float(np.linalg.norm(v))
+        if norm == 0 or not math.isfinite(norm):
+            return Match(None, math.inf, None)
+        dist = 1.0 - self._vectors @ (v / norm)
+        best = int(np.argmin(dist))
+        distance = float(max(dist[best], 0.0))
+        person = self._people[int(self._owners[best])]
+        return Match(person if distance <= self.threshold else None, distance, person)
+
+    # ---- editing -------------------------------------------------------------------------
+    def add(self, name: str, vectors: np.ndarray, photos: Optional[np.ndarray] = None) -> int:
+        """Add embeddings (and, when photos are kept, their PHOTO_SPEC crops) for ``name``; return its sample count."""
+        name = check_name(name)
+        vectors = _normalise(vectors)
+        if not len(self._vectors):  # the first vectors fix the gallery's size
+            self.dim = int(vectors.shape[1])
+            self._vectors = self._vectors.reshape(0, self.dim)
+        if vectors.shape[1] != self.dim:
+            raise GalleryError(f"embedding of size {vectors.shape[1]} does not fit the gallery's {self.dim}-d vectors")
+        keep = photos is not None
+        if len(self._vectors) and keep != self.has_photos:
+            raise GalleryError("this gallery " + ("keeps" if self.has_photos else "does not keep")
+                               + " enrollment photos; set recognition.keep_photos the same way for every enrollment")
+        if keep:
+            photos = np.asarray(photos, np.uint8)
+            if photos.ndim != 4 or len(photos) != len(vectors):
+                raise GalleryError("one photo per embedding is needed when recognition.keep_photos is on")
+            self.photo_spec = PHOTO_SPEC
+        if name not in self._people:
+            self._people.append(name)
+            self._enrolled[name] = _now()
+        owner = self._people.index(name)
+        self._vectors = np.concatenate([self._vectors, vectors]).astype(np.float32)
+        self._owners = np.concatenate([self._owners, np.full(len(vectors), owner, np.int32)])
+        if keep:
+            self._photos = photos if self._photos is None else np.concatenate([self._photos, photos])
+        self._calibrated = None
+        return int(np.sum(self._owners == owner))
+
+    def remove(self, name: str) -> int:
+        """Remove ``name`` and return how many embeddings were dropped; GalleryError when not enrolled."""
+        name = check_name(name)
+        if name not in self._people:
+            known = ", ".join(self._people) or "nobody is enrolled"
+            raise GalleryError(f"{name!r} is not enrolled (enrolled: {known})")
+        owner = self._people.index(name)
+        keep = self._owners != owner
+        dropped = int(np.sum(~keep))
+        self._vectors = self._vectors[keep]
+        owners = self._owners[keep]
+        self._owners = np.where(owners > owner, owners - 1, owners).astype(np.int32)
+        if self._photos is not None:
+            self._photos = self._photos[keep]
+        self._people.pop(owner)
+        self._enrolled.pop(name, None)
+        self._calibrated = None
+        return dropped
+
+    def merge(self, other: "Gallery", replace: bool = False) -> list[str]:
+        """Add every person of ``other`` (same model); return their names.
+
+        A person enrolled in both is an error unless ``replace``, which keeps ``other``'s samples.
+        """
+        if (other.model_name, other.model_version) != (self.model_name, self.model_version):
+            raise GalleryError(f"the imported gallery was made with model {other.model_name} v{other.model_version}, "
+                               f"this one with {self.model_name} v{self.model_version}: re-enroll instead")
+        clash = [p for p in other.names() if p in self._people]
+        if clash and not replace:
+            raise GalleryError(f"already enrolled: {', '.join(clash)}; remove them first or import with --replace")
+        if len(self._vectors) and len(other._vectors) and other.has_photos != self.has_photos:
+            raise GalleryError("one gallery keeps enrollment photos and the other does not; they cannot be merged")
+        for name in clash:
+            self.remove(name)
+        for name in other.names():
+            rows = other._owners == other._people.index(name)
+            photos = other._photos[rows] if other._photos is not None else None
+            self.add(name, other._vectors[rows], photos)
+            self._enrolled[name] = other._enrolled.get(name) or self._enrolled[name]
+        return other.names()
+
+    # ---- listing -------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Return the enrolled names in enrollment order."""
+        return list(self._people)
+
+    def list(self) -> list[Person]:
+        """Return every enrolled Person with its number of embeddings."""
+        return [Person(p, int(np.sum(self._owners == i)), self._enrolled.get(p, ""))
+                for i, p in enumerate(self._people)]
+
+    def vectors_of(self, name: str) -> np.ndarray:
+        """Return the (k, D) embeddings enrolled for ``name`` (empty when not enrolled)."""
+        if name not in self._people:
+            return np.zeros((0, self.dim or 0), np.float32)
+        return self._vectors[self._owners == self._people.index(name)].copy()
+
+    def photos_of(self, name: str) -> Optional[np.ndarray]:
+        """Return the kept PHOTO_SPEC crops of ``name`` (None when photos are not kept)."""
+        if self._photos is None or name not in self._people:
+            return None
+        return self._photos[self._owners == self._people.index(name)].copy()
+
+    @property
+    def has_photos(self) -> bool:
+        """Return True when enrollment photos are kept (``recognition.keep_photos``)."""
+        return self._photos is not None and len(self._photos) > 0
+
+    def __len__(self) -> int:
+        return len(self._people)
+
+    # ---- re-embedding ---------------------------------------------------------------------
+    def reembed(self, embed: Any, model_name: str, model_version: str) -> int:
+        """Replace every vector by ``embed(photo)`` of its kept photo and adopt the new model; return the count.
+
+        ``embed`` takes a PHOTO_SPEC crop (BGR uint8) and returns the new model's vector.
+        GalleryError when this gallery kept no photos.
+        """
+        if not self.has_photos:
+            raise GalleryError("this gallery kept no photos (recognition.keep_photos was off): re-enroll everyone")
+        assert self._photos is not None
+        vectors = _normalise(np.stack([np.asarray(embed(p), np.float32).reshape(-1) for p in self._photos]))
+        self._vectors = vectors
+        self.dim = int(vectors.shape[1])
+        self.model_name, self.model_version = str(model_name), str(model_version)
+        self._calibrated = None
+        return len(vectors)
+
+    # ---- writing -------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """Return the gallery encoded as the bytes of a .npz file."""
+        header: dict[str, Any] = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "model": {"name": self.model_name, "version": self.model_version},
+            "dim": int(self.dim or 0), "created": self.created, "updated": _now(),
+            "people": [{"name": p, "enrolled": self._enrolled.get(p, "")} for p in self._people],
+        }
+        arrays: dict[str, np.ndarray] = {
+            "vectors": self._vectors.astype(np.float32).reshape(-1, int(self.dim or 0)),
+            "owners": self._owners.astype(np.int32),
+        }
+        if self.has_photos:
+            header["photo_spec"] = (self.photo_spec or PHOTO_SPEC).to_dict()
+            arrays["photos"] = self._photos  # type: ignore[assignment]
+        arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    def save(self, path: Optional[str | Path] = None) -> Path:
+        """Write the gallery atomically with mode 0600 to ``path`` (default: where it was loaded); return the path."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise GalleryError("gallery has no file to save to")
+        write_atomic(target, self.to_bytes(), check=Gallery.from_bytes)
+        if self.path is None:
+            self.path = target
+        return target
+
+
+def write_atomic(path: Path, data: bytes, check: Optional[Any] = None) -> None:
+    """Write ``data`` to ``path`` atomically, mode 0600; ``check(bytes)`` must accept the written file first.
+
+    A temporary file in the same folder is written, fsynced, read back and checked, then
+    renamed over ``path`` with ``os.replace``; on any failure the temporary file is removed
+    and the old ``path`` is left as it was.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GalleryError(f"gallery folder {path.parent}: cannot create ({exc.strerror or exc})") from None
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if check is not None:
+            check(tmp.read_bytes())
+        os.replace(tmp, path)
+        _fsync_folder(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise GalleryError(f"gallery {path}: could not be written ({exc.strerror or exc}); the previous file is kept") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(str(folder), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def open_gallery(recognition: Any, manifest: Any) -> Gallery:
+    """Return the gallery of ``recognition.gallery`` for the embedding bundle's ``manifest``.
+
+    The config's ``recognition.threshold`` overrides; the manifest's ``recognition.threshold``
+    bounds the calibrated threshold (see the module docstring).
+    """
+    return Gallery.load(recognition.gallery, manifest.name, manifest.version,
+                        threshold=recognition.threshold, model_threshold=model_threshold(manifest))
+
