@@ -1,0 +1,37 @@
+"""``face-edge install-bundle STAGED`` and ``--rollback NAME`` (device side, run by ``face-edge push``)."""
+from __future__ import annotations
+
+import argparse
+
+from ..config import load_settings
+from ..push import device_config_path, install_bundle, rollback
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``install-bundle`` sub-command."""
+    p = subparsers.add_parser(
+        "install-bundle", help="verify a staged bundle, test it on its golden faces, switch to it atomically "
+                               "and hot-reload the running service (rolled back when unhealthy)")
+    p.add_argument("staged", nargs="?", metavar="FOLDER", help="the staged bundle folder (removed afterwards)")
+    p.add_argument("--rollback", metavar="NAME", help="switch NAME back to its previous version instead")
+    p.add_argument("--config", metavar="PATH",
+                   help="edge.yaml (default: $FACE_EDGE_CONFIG, else /etc/face-edge/edge.yaml when present)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="how long the reloaded service has to report healthy")
+    p.add_argument("--keep-staged", action="store_true", help="do not delete the staged folder afterwards")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Install or roll back; print one line per step; return 0 (errors raise FaceEdgeError)."""
+    settings = load_settings(device_config_path(args.config))
+    if args.rollback:
+        result = rollback(args.rollback, settings, timeout=args.timeout)
+        print(f"rolled back {result.name} to {result.version} (from {result.previous}); {result.service}")
+        return 0
+    if not args.staged:
+        raise SystemExit("face-edge install-bundle: give the staged bundle FOLDER or --rollback NAME")
+    result = install_bundle(args.staged, settings, timeout=args.timeout, keep_staged=args.keep_staged)
+    was = f" (was {result.previous})" if result.previous else ""
+    print(f"installed {result.name} {result.version}{was}; golden: {result.golden}; {result.service}")
+    return 0

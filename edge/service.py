@@ -1,0 +1,357 @@
+"""systemd integration of a running pipeline: sd_notify, watchdog, hot reload, clean stop.
+
+``attach(pipeline, settings)`` hooks a :class:`Service` onto a pipeline's ``on_frame``
+callbacks. From the frame loop it sends ``READY=1`` after the first frame, ``WATCHDOG=1``
+pings (so a stuck camera or loop stops pinging and systemd restarts the unit) and a
+``STATUS=`` line. SIGHUP (``systemctl reload face-edge``) and the control socket ask for
+a hot reload, which runs between two frames on the loop's own thread: the pipeline loads
+the new bundles beside the old ones and swaps them; the camera stays open. After a reload
+each reloaded model is run on its bundle's golden faces, so "healthy" means the model that
+now answers frames reproduces the outputs recorded at conversion. SIGTERM stops the loop
+cleanly.
+
+sd_notify is written here over the NOTIFY_SOCKET unix datagram socket (no dependency).
+
+Control socket protocol (``service.control_socket``, a unix stream socket): the client
+sends one JSON line, the service answers one JSON line.
+
+- ``{"cmd": "status"}`` -> ``{"ok": true, "pid", "frame", "fps", "ready", "models": {name: version},
+  "reloads", "last_reload"}``
+- ``{"cmd": "reload", "names": [..] | null, "timeout": s}`` -> ``{"ok", "errors": [..],
+  "models": {name: version}, "golden": {name: {"ok", "max_error", "detail"}}, "frame"}``
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+log = logging.getLogger("face-edge.service")
+
+STATUS_EVERY_S = 5.0
+RELOAD_WAIT_S = 60.0
+
+
+def notify(message: str, socket_path: Optional[str] = None) -> bool:
+    """Send one sd_notify ``message`` to ``socket_path`` or $NOTIFY_SOCKET; return False when there is none."""
+    path = socket_path if socket_path is not None else os.environ.get("NOTIFY_SOCKET", "")
+    if not path:
+        return False
+    if path.startswith("@"):  # abstract namespace socket
+        path = "\0" + path[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(path)
+            sock.sendall(message.encode("utf-8"))
+    except OSError as exc:
+        log.debug("sd_notify to %s failed: %s", path, exc)
+        return False
+    return True
+
+
+def watchdog_interval() -> Optional[float]:
+    """Return the seconds between watchdog pings systemd asks for (half of WatchdogSec), or None."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) <= 0:
+        return None
+    if pid and pid.isdigit() and int(pid) != os.getpid():
+        return None  # the variable was meant for another process (e.g. inherited by a child)
+    return int(usec) / 2e6
+
+
+def loaded_models(pipeline: Any) -> dict[str, Any]:
+    """Return {bundle name: FaceModel} of the models the pipeline runs now."""
+    models = getattr(pipeline, "models", None)
+    if models is None:
+        return {}
+    if isinstance(models, dict):
+        return dict(models)
+    return {m.name: m for m in models}
+
+
+def model_versions(pipeline: Any) -> dict[str, str]:
+    """Return {bundle name: manifest version} of the models the pipeline runs now."""
+    return {name: str(m.manifest.version) for name, m in loaded_models(pipeline).items()}
+
+
+@dataclass
+class _ReloadRequest:
+    names: Optional[list[str]]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class Service:
+    """The systemd side of one running pipeline (see the module docstring)."""
+
+    def __init__(self, pipeline: Any, control_socket: Optional[str] = None, watchdog: bool = True,
+                 notify_socket: Optional[str] = None, golden_faces: int = 4):
+        self.pipeline = pipeline
+        self.control_socket = control_socket
+        self.watchdog = watchdog
+        self.notify_socket = notify_socket
+        self.golden_faces = golden_faces
+        self.ready = False
+        self.frame = -1
+        self.fps = 0.0
+        self.reloads = 0
+        self.last_reload: dict[str, Any] = {}
+        self._requests: "queue.Queue[_ReloadRequest]" = queue.Queue()
+        self._interval = watchdog_interval() if watchdog else None
+        self._last_ping = 0.0
+        self._last_status = 0.0
+        self._fps_mark = (time.monotonic(), 0)
+        self._server: Optional[socket.socket] = None
+        self._server_thread: Optional[threading.Thread] = None
+        self._closing = threading.Event()
+        self._old_handlers: dict[int, Any] = {}
+
+    # --- attaching -------------------------------------------------------------------------
+    def attach(self) -> "Service":
+        """Hook onto the pipeline's frame loop, install SIGHUP/SIGTERM handlers, open the socket; return self."""
+        self.pipeline.on_frame.append(self.on_frame)
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in ((signal.SIGHUP, self._on_sighup), (signal.SIGTERM, self._on_sigterm)):
+                self._old_handlers[sig] = signal.signal(sig, handler)
+        if self.control_socket:
+            self._open_control_socket(self.control_socket)
+        return self
+
+    def close(self) -> None:
+        """Tell systemd we stop, restore signal handlers, close and remove the control socket."""
+        notify("STOPPING=1", self.notify_socket)
+        self._closing.set()
+        for sig, handler in self._old_handlers.items():
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, TypeError):
+                pass
+        self._old_handlers.clear()
+        if self._server is not None:
+            try:
+                self._server.close()
+            finally:
+                self._server = None
+                if self.control_socket:
+                    try:
+                        os.unlink(self.control_socket)
+                    except OSError:
+                        pass
+        if self._server_thread is not None:
+            self._server_thread.join(timeout=2)
+        if self.on_frame in getattr(self.pipeline, "on_frame", []):
+            self.pipeline.on_frame.remove(self.on_frame)
+        # Anyone still waiting for a reload gets an answer rather than a timeout.
+        while True:
+            try:
+                req = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            req.result = {"ok": False, "errors": ["face-edge is stopping"]}
+            req.done.set()
+
+    # --- signals (keep handlers tiny: they run between bytecodes of the main thread) --------
+    def _on_sighup(self, signum: int, frame: Any) -> None:
+        self._requests.put(_ReloadRequest(names=None))
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        notify("STOPPING=1", self.notify_socket)
+        self.pipeline.stop()
+
+    # --- the frame loop ------------------------------------------------------------------------
+    def on_frame(self, pipeline: Any, frame_index: int) -> None:
+        """Frame-loop callback: READY after the first frame, watchdog pings, status, pending reloads."""
+        now = time.monotonic()
+        self.frame = frame_index
+        if not self.ready:
+            self.ready = True
+            notify(f"READY=1\nSTATUS={self.status_line()}\nMAINPID={os.getpid()}", self.notify_socket)
+            self._last_status = now
+        if self._interval is not None and now - self._last_ping >= self._interval:
+            notify("WATCHDOG=1", self.notify_socket)
+            self._last_ping = now
+        mark_t, mark_f = self._fps_mark
+        if now - mark_t >= 1.0:
+            self.fps = (frame_index - mark_f) / (now - mark_t)
+            self._fps_mark = (now, frame_index)
+        if now - self._last_status >= STATUS_EVERY_S:
+            notify(f"STATUS={self.status_line()}", self.notify_socket)
+            self._last_status = now
+        while True:
+            try:
+                req = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            req.result = self._reload(req.names)
+            req.done.set()
+
+    def _reload(self, names: Optional[list[str]]) -> dict[str, Any]:
+        notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}", self.notify_socket)
+        started = time.monotonic()
+        try:
+            errors = [str(e) for e in (self.pipeline.reload_models(names) or [])]
+        except Exception as exc:  # a reload must never take the running loop down
+            errors = [f"reload failed: {type(exc).__name__}: {exc}"]
+        models = loaded_models(self.pipeline)
+        golden: dict[str, Any] = {}
+        for name in (names if names is not None else list(models)):
+            if name in models:
+                golden[name] = self._check_golden(models[name])
+        bad = [f"{n}: golden check failed ({g['detail']})" for n, g in golden.items() if g["ok"] is False]
+        self.reloads += 1
+        result = {"ok": not errors and not bad, "errors": errors + bad,
+                  "models": {n: str(m.manifest.version) for n, m in models.items()},
+                  "golden": golden, "frame": self.frame,
+                  "seconds": round(time.monotonic() - started, 3)}
+        self.last_reload = {k: result[k] for k in ("ok", "errors", "models", "frame")}
+        for err in result["errors"]:
+            log.error("reload: %s", err)
+        notify(f"READY=1\nSTATUS={self.status_line()}", self.notify_socket)
+        return result
+
+    def _check_golden(self, model: Any) -> dict[str, Any]:
+        from .push import GOLDEN_MISSING, compare_golden  # local: push imports service's client side
+
+        try:
+            report = compare_golden(model, max_faces=self.golden_faces)
+        except Exception as exc:
+            return {"ok": False, "max_error": None, "detail": f"{type(exc).__name__}: {exc}"}
+        if report is GOLDEN_MISSING:
+            return {"ok": None, "max_error": None, "detail": "bundle has no golden.npz"}
+        return {"ok": report.ok, "max_error": report.max_error, "detail": report.detail}
+
+    # --- status ------------------------------------------------------------------------------
+    def status_line(self) -> str:
+        """Return the one-line STATUS= text: frame count, fps and model versions."""
+        models = ", ".join(f"{n}@{v}" for n, v in sorted(model_versions(self.pipeline).items()))
+        return f"frame {max(self.frame, 0)}, {self.fps:.1f} fps, models: {models or 'none'}"
+
+    def status(self) -> dict[str, Any]:
+        """Return the status answer of the control socket."""
+        return {"ok": True, "pid": os.getpid(), "ready": self.ready, "frame": self.frame,
+                "fps": round(self.fps, 2), "models": model_versions(self.pipeline),
+                "reloads": self.reloads, "last_reload": self.last_reload}
+
+    def request_reload(self, names: Optional[list[str]] = None, timeout: float = RELOAD_WAIT_S) -> dict[str, Any]:
+        """Queue a reload for the frame loop and return its result (or a timeout error)."""
+        req = _ReloadRequest(names=names)
+        self._requests.put(req)
+        if not req.done.wait(timeout):
+            return {"ok": False, "errors": [f"the frame loop did not pick up the reload within {timeout:g} s"],
+                    "frame": self.frame}
+        return req.result
+
+    # --- control socket -------------------------------------------------------------------
+    def _open_control_socket(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.unlink(path)  # a stale socket from a killed run
+        except FileNotFoundError:
+            pass
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        server.bind(path)
+        # Group members (the admins who push models) may talk to it; others may not.
+        os.chmod(path, 0o660)
+        server.listen(4)
+        server.settimeout(0.5)
+        self._server = server
+        self._server_thread = threading.Thread(target=self._serve, name="face-edge-control", daemon=True)
+        self._server_thread.start()
+
+    def _serve(self) -> None:
+        while not self._closing.is_set() and self._server is not None:
+            try:
+                conn, _ = self._server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                try:
+                    self._handle(conn)
+                except OSError as exc:
+                    log.debug("control socket client went away: %s", exc)
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        data = b""
+        while not data.endswith(b"\n") and len(data) < 65536:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        try:
+            request = json.loads(data.decode("utf-8") or "{}")
+            cmd = request.get("cmd")
+        except (ValueError, AttributeError):
+            request, cmd = {}, None
+        if cmd == "status":
+            answer = self.status()
+        elif cmd == "reload":
+            names = request.get("names")
+            timeout = float(request.get("timeout") or RELOAD_WAIT_S)
+            answer = self.request_reload(list(names) if names else None, timeout)
+        else:
+            answer = {"ok": False, "errors": ["unknown command: send {\"cmd\": \"status\"|\"reload\"}"]}
+        conn.settimeout(10)
+        conn.sendall((json.dumps(answer) + "\n").encode("utf-8"))
+
+
+def attach(pipeline: Any, settings: Any) -> Service:
+    """Attach a Service to ``pipeline`` using ``settings.service``; return it (call ``close()`` when done)."""
+    svc = settings.service
+    return Service(pipeline, control_socket=svc.control_socket, watchdog=svc.watchdog).attach()
+
+
+class ControlClient:
+    """Talks to a running face-edge over its control socket (used by install-bundle)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = str(path)
+
+    def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one request and return the answer; OSError when the service is not there."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+            sock.settimeout(timeout)
+            sock.connect(self.path)
+            sock.sendall((json.dumps(payload) + "\n").encode("utf-8"))
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        if not data:
+            raise ConnectionError("the service closed the control socket without answering")
+        return json.loads(data.decode("utf-8"))
+
+    def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        """Return the service's status answer."""
+        return self.request({"cmd": "status"}, timeout)
+
+    def reload(self, names: Optional[list[str]], timeout: float) -> dict[str, Any]:
+        """Ask for a hot reload of ``names`` (all when None) and return its result."""
+        return self.request({"cmd": "reload", "names": names, "timeout": timeout}, timeout + 5)
+
+    def wait_frames(self, after: int, count: int, timeout: float,
+                    sleep: Callable[[float], None] = time.sleep) -> Optional[dict[str, Any]]:
+        """Return the status once the loop is ``count`` frames past ``after``; None on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                st = self.status(timeout=max(0.5, deadline - time.monotonic()))
+            except (OSError, ValueError):
+                st = None
+            if st and st.get("frame", -1) >= after + count:
+                return st
+            sleep(0.1)
+        return None
