@@ -1,0 +1,1 @@
+"""face-train sub-commands: each module defines ``register(subparsers)`` (auto-registered by trainer.cli)."""

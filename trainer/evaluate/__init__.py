@@ -1,0 +1,1 @@
+"""Evaluation: metrics (classification), figures (plots, gallery) and Grad-CAM heatmaps."""

@@ -1,0 +1,72 @@
+"""Grad-CAM: which part of the face drove one output of a model built by trainer.nets."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .gallery import prediction_gallery
+
+
+def _feature_tensor(model: keras.Model) -> keras.KerasTensor:
+    try:
+        return model.get_layer("pool").input  # the backbone's last feature map
+    except ValueError:
+        for layer in reversed(model.layers):
+            shape = getattr(layer, "output", None)
+            if shape is not None and len(layer.output.shape) == 4:
+                return layer.output
+    raise ValueError("model has no 4-D feature map for Grad-CAM")
+
+
+def gradcam(model: keras.Model, images: np.ndarray, output: Optional[str] = None,
+            index: int = 0) -> np.ndarray:
+    """Return N x H x W heatmaps in [0, 1] for ``images`` (uint8/float 0..255 RGB).
+
+    ``output`` names the model output (first one when None); ``index`` is the unit of that
+    output (e.g. the attribute's column). The heatmap shows where raising the feature map
+    raises that unit's pre-sigmoid score.
+    """
+    feature = _feature_tensor(model)
+    grad_model = keras.Model(model.inputs, [feature, model.output])
+    x = tf.convert_to_tensor(np.asarray(images, np.float32))
+    with tf.GradientTape() as tape:
+        fmap, outs = grad_model(x, training=False)
+        y = outs[output] if isinstance(outs, dict) and output else (
+            next(iter(outs.values())) if isinstance(outs, dict) else outs)
+        y = tf.reshape(y, (tf.shape(y)[0], -1))[:, index]
+        score = tf.math.log(tf.clip_by_value(y, 1e-6, 1.0)) - tf.math.log(tf.clip_by_value(1.0 - y, 1e-6, 1.0))
+    grads = tape.gradient(score, fmap)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * fmap, axis=-1)).numpy()
+    h, w = images.shape[1:3]
+    out = np.zeros((len(images), h, w), np.float32)
+    for i, c in enumerate(cam):
+        c = c / c.max() if c.max() > 0 else c
+        out[i] = cv2.resize(c, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    return out
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Return the RGB uint8 image blended with a jet-coloured heatmap."""
+    colour = cv2.applyColorMap((heatmap * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
+    return (image.astype(np.float32) * (1 - alpha) + colour * alpha).clip(0, 255).astype(np.uint8)
+
+
+def gradcam_figure(model: keras.Model, images: np.ndarray, path: str | Path, output: Optional[str],
+                   index: int, label: str, true_text: Sequence[str]) -> Path:
+    """Write a grid of faces with their Grad-CAM overlay for one label; return the PNG path."""
+    heat = gradcam(model, images, output, index)
+    outs = model.predict(np.asarray(images, np.float32), verbose=0)
+    y = outs[output] if isinstance(outs, dict) and output else (
+        next(iter(outs.values())) if isinstance(outs, dict) else outs)
+    probs = np.asarray(y).reshape(len(images), -1)[:, index]
+    tiles = np.stack([overlay(np.asarray(img, np.uint8), h) for img, h in zip(images, heat)])
+    both = np.concatenate([np.stack([np.asarray(i, np.uint8) for i in images]), tiles])
+    titles_true = list(true_text) + [f"Grad-CAM {label}"] * len(images)
+    titles_pred = [f"p({label})={p:.2f}" for p in probs] * 2
+    return prediction_gallery(both, titles_true, titles_pred, path, cols=len(images))

@@ -1,0 +1,155 @@
+"""Image -> face crop through the device's own crop (Haar box, then edge.crop.crop_face).
+
+When Haar finds no face on an already-aligned training image, the crop falls back to
+:func:`edge.crop.whole_image_box` (counted in :class:`CropStats`). Tight crops (UTKFace,
+FER) can be padded with a replicated border before detection so Haar sees some context.
+:func:`cached_face_crops` stores the crops of a whole data set as .npy so later runs are fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from edge.crop import CropSpec, crop_face, whole_image_box
+from edge.detect import HaarDetector
+
+DEFAULT_CACHE = Path(os.environ.get("FACE_EDGE_CACHE", "/work/cache"))
+
+
+@dataclass
+class CropStats:
+    """How the crops of a set of images were made: Haar hits, fallbacks, unreadable files."""
+
+    total: int = 0
+    detected: int = 0
+    fallback: int = 0
+    corrupt: int = 0
+    corrupt_files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Return the counts as a plain dict (the first 20 corrupt file names included)."""
+        data = asdict(self)
+        data["corrupt_files"] = self.corrupt_files[:20]
+        return data
+
+
+@dataclass(frozen=True)
+class FaceCropper:
+    """``crop(bgr)`` returns an RGB uint8 face crop of ``spec.size`` and whether Haar found the face.
+
+    ``pad`` is the fraction of each side added as a replicated border before detection
+    (0.25 for tight crops such as UTKFace/FER; 0 for CelebA aligned images).
+    """
+
+    spec: CropSpec = CropSpec()
+    pad: float = 0.0
+    cascade: str = "frontal_default"
+    min_size: int = 24
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+
+    def key(self) -> str:
+        """Return a short stable text naming every setting that changes the crop pixels."""
+        s = self.spec
+        return (f"s{s.size}_m{s.margin:g}_y{s.shift_y:g}_p{self.pad:g}_{self.cascade}"
+                f"_min{self.min_size}_sf{self.scale_factor:g}_n{self.min_neighbors}")
+
+    def _detector(self) -> HaarDetector:
+        cached = _DETECTORS.get(self.key())
+        if cached is None:
+            cached = HaarDetector(self.cascade, downscale=1.0, min_size=self.min_size,
+                                  scale_factor=self.scale_factor, min_neighbors=self.min_neighbors)
+            _DETECTORS[self.key()] = cached
+        return cached
+
+    def crop(self, bgr: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Return (RGB uint8 crop, detected) for a BGR (or grey) image."""
+        if bgr.ndim == 2:
+            bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+        frame = bgr
+        if self.pad > 0:
+            h, w = bgr.shape[:2]
+            py, px = int(round(h * self.pad)), int(round(w * self.pad))
+            frame = cv2.copyMakeBorder(bgr, py, py, px, px, cv2.BORDER_REPLICATE)
+        boxes = self._detector().detect(frame)
+        if boxes:
+            box, detected = boxes[0], True
+        else:
+            # The fallback uses the unpadded image so the framing matches an aligned face.
+            frame, detected = bgr, False
+            box = whole_image_box(frame, self.spec)
+        crop = crop_face(frame, box, self.spec)
+        return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), detected
+
+
+_DETECTORS: dict[str, HaarDetector] = {}
+
+
+def read_image(path: str | Path) -> Optional[np.ndarray]:
+    """Return the BGR uint8 image at ``path``, or None when it is missing or cannot be decoded."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return img if img is not None and img.size else None
+
+
+def crop_images(paths: Sequence[str | Path], cropper: FaceCropper,
+                progress: bool = True) -> tuple[np.ndarray, np.ndarray, CropStats]:
+    """Return (crops N x S x S x 3 RGB uint8, ok mask N bool, stats) for image files.
+
+    Unreadable or corrupt images get an all-zero crop, ``ok=False``, and are counted.
+    """
+    size = cropper.spec.size
+    crops = np.zeros((len(paths), size, size, 3), np.uint8)
+    ok = np.zeros(len(paths), bool)
+    stats = CropStats(total=len(paths))
+    for i, path in enumerate(tqdm(paths, desc="face crops", disable=not progress, mininterval=2)):
+        img = read_image(path)
+        if img is None:
+            stats.corrupt += 1
+            stats.corrupt_files.append(str(path))
+            continue
+        crops[i], detected = cropper.crop(img)
+        ok[i] = True
+        stats.detected += int(detected)
+        stats.fallback += int(not detected)
+    return crops, ok, stats
+
+
+def cached_face_crops(dataset: str, paths: Sequence[str | Path], cropper: FaceCropper,
+                      cache_dir: Optional[str | Path] = None,
+                      progress: bool = True) -> tuple[np.ndarray, np.ndarray, CropStats]:
+    """Return :func:`crop_images` for ``paths``, reading/writing a .npy cache keyed by data set + crop.
+
+    The key also hashes the list of file names, so a different selection never reuses a cache.
+    """
+    folder = Path(cache_dir) if cache_dir else DEFAULT_CACHE
+    listing = hashlib.sha1("\n".join(str(p) for p in paths).encode()).hexdigest()[:12]
+    stem = folder / f"{dataset}_{cropper.key()}_{listing}"
+    crops_path, ok_path, stats_path = (stem.with_suffix(".crops.npy"), stem.with_suffix(".ok.npy"),
+                                       stem.with_suffix(".stats.json"))
+    if crops_path.is_file() and ok_path.is_file() and stats_path.is_file():
+        crops = np.load(crops_path, mmap_mode="r")
+        if crops.shape[0] == len(paths):
+            stats = CropStats(**json.loads(stats_path.read_text()))
+            return np.asarray(crops), np.load(ok_path), stats
+    crops, ok, stats = crop_images(paths, cropper, progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = crops_path.with_suffix(".tmp.npy")
+    np.save(tmp, crops)
+    os.replace(tmp, crops_path)
+    np.save(ok_path, ok)
+    stats_path.write_text(json.dumps(asdict(stats)))
+    return crops, ok, stats
