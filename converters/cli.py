@@ -1,0 +1,114 @@
+"""face-convert: turn a training RUN folder into a model bundle; make signing keys.
+
+    face-convert RUN --quant int8 --out models/NAME [--sign KEY] [--floor 0.97] [--force]
+    face-convert keygen --out KEYDIR
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+from edge.errors import FaceEdgeError
+
+PROG = "face-convert"
+
+
+def _convert_parser() -> argparse.ArgumentParser:
+    from .quantize import IO_TYPES, MODES
+
+    p = argparse.ArgumentParser(prog=PROG, description="Convert a training RUN folder (docs/run-format.md) into a "
+                                "TFLite model bundle, checked against the float model. "
+                                "`face-convert keygen --out KEYDIR` makes a signing key pair.")
+    p.add_argument("run", help="training run folder (model.keras, run.yaml, samples/)")
+    p.add_argument("--out", required=True, help="bundle folder to write (replaced atomically if it is a bundle)")
+    p.add_argument("--quant", choices=MODES, default="int8", help="conversion mode (default int8)")
+    p.add_argument("--io", dest="io_type", choices=IO_TYPES, default="uint8", help="int8 mode: input/output type")
+    p.add_argument("--per-tensor", action="store_true", help="int8 mode: per-tensor instead of per-channel weights")
+    p.add_argument("--rep-size", type=int, default=300, help="representative faces drawn from samples/train_faces.npy")
+    p.add_argument("--seed", type=int, default=0, help="seed of the representative-set draw")
+    p.add_argument("--floor", type=float, default=0.97, help="minimum float-vs-int8 agreement per head (default 0.97)")
+    p.add_argument("--force", action="store_true", help="write an int8 bundle even below the agreement floor")
+    p.add_argument("--sign", metavar="KEY", help="Ed25519 private key (PEM) to sign manifest.yaml with")
+    p.add_argument("--no-compare", action="store_true", help="skip converting the other modes for the latency table")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads for the latency figures")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the result line")
+    return p
+
+
+def _keygen_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"{PROG} keygen", description="Write an Ed25519 key pair for signing bundles.")
+    p.add_argument("--out", required=True, help="folder for face-edge-signing.pem (0600) and face-edge-signing.pub")
+    p.add_argument("--force", action="store_true", help="replace an existing key pair")
+    return p
+
+
+def _keygen(argv: Sequence[str]) -> int:
+    from .signing import keygen
+
+    args = _keygen_parser().parse_args(argv)
+    private_path, public_path = keygen(args.out, overwrite=args.force)
+    print(f"private key {private_path} (keep it off the device)\npublic key  {public_path} "
+          "(set models.public_key in edge.yaml to it)")
+    return 0
+
+
+def _convert(argv: Sequence[str]) -> int:
+    args = _convert_parser().parse_args(argv)
+    if not args.quiet:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("face-convert: %(message)s"))
+        logger = logging.getLogger("face_convert")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    from .convert import convert_run
+    from .errors import ConvertError
+
+    if args.rep_size < 1:
+        raise ConvertError(f"--rep-size must be at least 1, got {args.rep_size}")
+    out = convert_run(args.run, args.out, quant=args.quant, io_type=args.io_type, per_channel=not args.per_tensor,
+                      rep_size=args.rep_size, seed=args.seed, floor=args.floor, force=args.force,
+                      sign_key=args.sign, compare_modes=not args.no_compare, threads=args.threads)
+    _print_summary(out)
+    return 0
+
+
+def _print_summary(out: "os.PathLike[str]") -> None:
+    import json
+    from pathlib import Path
+
+    parity = json.loads((Path(out) / "parity.json").read_text())
+    print(f"wrote {out} ({parity['mode']}, {parity['modes'][parity['mode']]['bytes'] / 1024:.1f} KiB, "
+          f"min agreement {parity['min_agreement']:.4f} on {parity['worst_head']}"
+          f"{'' if parity['floor_met'] else ', BELOW FLOOR (forced)'})")
+    for name, head in parity["heads"].items():
+        print(f"  {name:16s} agreement {head['agreement']:.4f}  max|d| {head['max_abs_diff']:.4g}  "
+              f"float {head['metrics_float']}  converted {head['metrics_converted']}")
+    for mode, row in parity["modes"].items():
+        print(f"  {mode:8s} {row['bytes'] / 1024:9.1f} KiB  {row['latency_ms']:7.2f} ms/face  "
+              f"min agreement {row['min_agreement']:.4f}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run face-convert with ``argv`` (default sys.argv[1:]); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "keygen":
+            return _keygen(argv[1:])
+        return _convert(argv)
+    except FaceEdgeError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""convert_run: a training RUN folder in, a verified (optionally signed) model bundle out."""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import shlex
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from edge.bundle import CARD, MODEL_FILE, Bundle, Manifest, OutputSpec, load_bundle, load_public_key
+from edge.errors import FaceEdgeError
+from edge.models import FaceModel
+from edge.runtime import get_runtime
+
+from .bundle_writer import PARITY_FILE, check_output_folder, publish, staging_folder, write_golden, \
+    write_json, write_manifest
+from .errors import ConvertError
+from .model_card import render_model_card
+from .parity import enforce_floor, latency_ms, parity_report, tflite_outputs
+from .quantize import MODES, QuantConfig, convert_keras, io_details, representative_set, signature_outputs
+from .run import RUN_ONLY_KEYS, Run, keras_output_names, keras_predict, load_keras_model, load_run
+from .signing import load_private_key, sign_manifest
+
+log = logging.getLogger("face_convert")
+DEFAULT_FLOOR = 0.97
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return os.path.relpath(path.resolve(), Path.cwd())
+    except ValueError:
+        return str(path)
+
+
+def _resolved_outputs(manifest: Manifest, flat: bytes) -> tuple[OutputSpec, ...]:
+    """Return the manifest outputs with ``tensor`` = signature name and ``index`` = its tensor index."""
+    sig = signature_outputs(flat)
+    outs = []
+    for out in manifest.outputs:
+        if out.name in sig:
+            outs.append(replace(out, tensor=out.name, index=int(sig[out.name])))
+        elif len(manifest.outputs) == 1 and len(sig) == 1:
+            name, index = next(iter(sig.items()))
+            outs.append(replace(out, tensor=name, index=int(index)))
+        else:
+            raise ConvertError(f"converted model has no output tensor named {out.name!r} "
+                               f"(signature outputs: {', '.join(sorted(sig)) or 'none'})")
+    return tuple(outs)
+
+
+def _staged_model(folder: Path, base: Manifest, flat: bytes, threads: int) -> FaceModel:
+    """Write ``flat`` as folder/model.tflite and return a FaceModel on it with a matching manifest."""
+    (folder / MODEL_FILE).write_bytes(flat)
+    details = io_details(flat)
+    manifest = replace(base, outputs=_resolved_outputs(base, flat),
+                       input=replace(base.input, dtype=details["input"]["dtype"]))
+    return FaceModel(Bundle(path=folder, manifest=manifest), get_runtime("ai_edge_litert"), num_threads=threads)
+
+
+def _check_heads(run: Run, model: Any) -> None:
+    names = keras_output_names(model)
+    missing = [o.name for o in run.manifest.outputs if o.name not in names]
+    if missing and not (len(run.manifest.outputs) == 1 and len(names) == 1):
+        raise ConvertError(f"run {run.path}: run.yaml output(s) {', '.join(missing)} are not outputs of model.keras "
+                           f"(its outputs: {', '.join(names)}); name the Keras output layers after the heads")
+
+
+def _runtime_check(model: FaceModel, golden_faces: np.ndarray, atol: dict[str, float]) -> dict[str, str]:
+    """Return {runtime: 'ok' | reason} after running the golden faces in every other installed runtime."""
+    results = {"ai_edge_litert": "ok"}
+    try:
+        runtime = get_runtime("tflite_runtime")
+    except FaceEdgeError:
+        results["tflite_runtime"] = "not installed"
+        return results
+    try:
+        other = FaceModel(model.bundle, runtime, num_threads=1)
+        for face in golden_faces:
+            bgr = np.ascontiguousarray(face[:, :, ::-1])
+            for spec, a, b in zip(model.manifest.outputs, model.raw_outputs(model.preprocess(bgr)),
+                                  other.raw_outputs(other.preprocess(bgr))):
+                if np.max(np.abs(a - b)) > atol[spec.name]:
+                    results["tflite_runtime"] = f"output {spec.name} differs by {np.max(np.abs(a - b)):.4g}"
+                    return results
+        results["tflite_runtime"] = "ok"
+    except Exception as exc:
+        results["tflite_runtime"] = f"fails: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    return results
+
+
+def _mode_row(model: Any, base: Manifest, cfg: QuantConfig, rep: Optional[np.ndarray], heldout: np.ndarray,
+              float_outs: dict[str, np.ndarray], labels: dict[str, np.ndarray], threads: int,
+              repeats: int) -> dict[str, Any]:
+    flat = convert_keras(model, cfg, rep)
+    with tempfile.TemporaryDirectory(prefix="face-convert-mode-") as scratch:
+        fm = _staged_model(Path(scratch), base, flat, threads)
+        report = parity_report(fm.manifest, float_outs, tflite_outputs(fm, heldout), labels)
+        return {"bytes": len(flat), "latency_ms": latency_ms(fm, heldout, repeats=repeats),
+                "min_agreement": report["min_agreement"], "worst_head": report["worst_head"]}
+
+
+def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", io_type: str = "uint8",
+                per_channel: bool = True, rep_size: int = 300, seed: int = 0, floor: float = DEFAULT_FLOOR,
+                force: bool = False, sign_key: Optional[str | Path] = None, compare_modes: bool = True,
+                golden_faces: int = 4, threads: int = 1, latency_repeats: int = 60) -> Path:
+    """Convert the run in ``run_dir`` and write its bundle to ``out_dir``; return the bundle path.
+
+    The converted model is checked against the float Keras model on the run's held-out
+    faces; an int8 model whose agreement on any head is below ``floor`` is refused unless
+    ``force``. With ``compare_modes`` every other mode is converted too, for the size and
+    latency table of the parity report. ``sign_key`` (an Ed25519 private PEM) adds manifest.sig.
+    """
+    cfg = QuantConfig(mode=quant, io_type=io_type, per_channel=per_channel, rep_size=rep_size, seed=seed)
+    run = load_run(run_dir)
+    out_dir = Path(out_dir)
+    check_output_folder(out_dir)
+    private_key = load_private_key(sign_key) if sign_key is not None else None
+    heldout = run.heldout_faces()
+    if heldout is None or len(heldout) == 0:
+        raise ConvertError(f"run {run.path}: samples/heldout_faces.npy is missing or empty; parity cannot be checked")
+    rep = None
+    if cfg.mode == "int8":
+        rep = representative_set(run.train_faces(), cfg.rep_size, cfg.seed)
+    elif compare_modes:
+        try:
+            rep = representative_set(run.train_faces(), cfg.rep_size, cfg.seed)
+        except ConvertError as exc:
+            log.warning("int8 left out of the mode comparison: %s", exc)
+    labels = run.heldout_labels()
+
+    log.info("loading %s", run.keras_path)
+    model = load_keras_model(run)
+    _check_heads(run, model)
+    float_outs = keras_predict(model, heldout)
+    log.info("converting to %s", cfg.mode)
+    flat = convert_keras(model, cfg, rep)
+
+    with staging_folder(out_dir) as tmp:
+        fm = _staged_model(tmp, run.manifest, flat, threads)
+        report = parity_report(fm.manifest, float_outs, tflite_outputs(fm, heldout), labels)
+        floor_met = all(h["agreement"] >= floor for h in report["heads"].values())
+        if cfg.mode == "int8" and not force:
+            enforce_floor(report, floor, cfg.mode)
+        modes = {cfg.mode: {"bytes": len(flat), "latency_ms": latency_ms(fm, heldout, repeats=latency_repeats),
+                            "min_agreement": report["min_agreement"], "worst_head": report["worst_head"]}}
+        if compare_modes:
+            for mode in MODES:
+                if mode == cfg.mode or (mode == "int8" and rep is None):
+                    continue
+                log.info("converting to %s for the mode comparison", mode)
+                modes[mode] = _mode_row(model, run.manifest, replace(cfg, mode=mode), rep, heldout, float_outs,
+                                        labels, threads, latency_repeats)
+        modes = {m: modes[m] for m in MODES if m in modes}
+
+        golden = write_golden(tmp, fm, heldout[:golden_faces])
+        runtimes = _runtime_check(fm, heldout[:golden_faces], golden["atol"])
+        details = io_details(flat)
+        now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        quantization = {**cfg.to_dict(), "rep_faces": 0 if rep is None or cfg.mode != "int8" else int(len(rep)),
+                        "input_scale": details["input"]["scale"], "input_zero_point": details["input"]["zero_point"],
+                        "tflite_bytes": len(flat), "converted": now, "tensorflow": _tf_version()}
+        parity = {"mode": cfg.mode, "floor": floor, "floor_met": floor_met, "forced": bool(force and not floor_met),
+                  "heldout_faces": int(len(heldout)), "threads": threads, **report, "modes": modes,
+                  "runtimes": runtimes}
+        write_json(tmp, PARITY_FILE, parity)
+
+        rebuild = f"face-convert {shlex.quote(_display_path(run.path))} --quant {cfg.mode} " \
+                  f"--out {shlex.quote(_display_path(out_dir))}"
+        if cfg.mode == "int8" and cfg.io_type != "uint8":
+            rebuild += f" --io {cfg.io_type}"
+        train_cmd = (run.raw.get("training") or {}).get("command") if isinstance(run.raw.get("training"), dict) else None
+        rebuild_text = (f"{train_cmd}\n" if train_cmd else "") + rebuild
+        card_extra = _card_extra(run)
+        (tmp / CARD).write_text(render_model_card(fm.manifest, run.raw, parity, quantization, rebuild_text,
+                                                  card_extra), encoding="utf-8")
+
+        extra = {k: v for k, v in run.manifest.extra.items() if k not in RUN_ONLY_KEYS}
+        extra["quantization"] = quantization
+        extra["parity"] = {"file": PARITY_FILE, "floor": floor, "floor_met": floor_met,
+                           "min_agreement": report["min_agreement"], "worst_head": report["worst_head"],
+                           "heads": {n: {k: h[k] for k in ("agreement", "max_abs_diff", "mean_abs_diff",
+                                                           "metrics_float", "metrics_converted")}
+                                     for n, h in report["heads"].items()},
+                           "latency_ms": {m: round(r["latency_ms"], 3) for m, r in modes.items()},
+                           "bytes": {m: r["bytes"] for m, r in modes.items()}}
+        extra["golden"] = golden
+        extra["source"] = {"run": _display_path(run.path), "rebuild": rebuild}
+        manifest = replace(fm.manifest, runtimes_checked=tuple(r for r, v in runtimes.items() if v == "ok"),
+                           extra=extra)
+        write_manifest(tmp, manifest)
+        if private_key is not None:
+            sign_manifest(tmp, private_key)
+        _self_check(tmp, private_key, golden)
+        return publish(tmp, out_dir)
+
+
+def _card_extra(run: Run) -> str:
+    """Return extra model-card markdown from run.yaml ``card`` and RUN/eval/card.md (either may be absent)."""
+    parts = []
+    if isinstance(run.raw.get("card"), str):
+        parts.append(run.raw["card"])
+    path = run.path / "eval" / "card.md"
+    if path.is_file():
+        parts.append(path.read_text(encoding="utf-8"))
+    return "\n\n".join(parts)
+
+
+def _self_check(folder: Path, private_key: Any, golden: dict[str, Any]) -> None:
+    """Load the staged bundle as edge would (hashes, signature, golden outputs); ConvertError if it fails."""
+    public = private_key.public_key() if private_key is not None else None
+    bundle = load_bundle(folder, public)
+    model = FaceModel(bundle, get_runtime("ai_edge_litert"), num_threads=1)
+    with np.load(folder / golden["file"]) as data:
+        for crop_i, crop in enumerate(data["crops"]):
+            for spec, y in zip(model.manifest.outputs, model.raw_outputs(model.preprocess(crop))):
+                if np.max(np.abs(y - data[f"output.{spec.name}"][crop_i])) > golden["atol"][spec.name]:
+                    raise ConvertError(f"internal: the written bundle does not reproduce its golden output {spec.name}")
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return str(tf.__version__)
