@@ -1,0 +1,242 @@
+"""The gallery: storage (atomic, 0600, no pickle), refusals, nearest-person matching, threshold calibration."""
+from __future__ import annotations
+
+import math
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.bundle import parse_manifest
+from edge.errors import GalleryError
+from edge.gallery import (DEFAULT_THRESHOLD, FLOOR_FRACTION, Gallery, calibrate_threshold, check_name,
+                          impostor_distances, model_threshold)
+
+DIM = 128
+
+
+def unit(*pairs: tuple[int, float]) -> np.ndarray:
+    """Return the unit vector with the given (axis, weight) components."""
+    v = np.zeros(DIM, np.float32)
+    for axis, weight in pairs:
+        v[axis] = weight
+    return v / np.linalg.norm(v)
+
+
+def at_distance(base_axis: int, other_axis: int, distance: float) -> np.ndarray:
+    """Return a unit vector whose cosine distance to e[base_axis] is exactly ``distance``."""
+    cos = 1.0 - distance
+    return unit((base_axis, cos), (other_axis, math.sqrt(1.0 - cos * cos)))
+
+
+def two_people(tmp_path: Path) -> Gallery:
+    gallery = Gallery.load(tmp_path / "g" / "gallery.npz", "emb", "1.0")
+    gallery.add("alice", np.stack([unit((0, 1.0)), at_distance(0, 10, 0.05)]))
+    gallery.add("bob", unit((1, 1.0)))
+    return gallery
+
+
+def test_roundtrip_is_an_npz_without_pickle_and_mode_0600(tmp_path: Path) -> None:
+    gallery = two_people(tmp_path)
+    path = gallery.save()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["header.npy", "owners.npy", "vectors.npy"]  # no photos by default
+    with np.load(path, allow_pickle=False) as npz:  # readable without pickle
+        assert npz["vectors"].shape == (3, DIM)
+    again = Gallery.load(path, "emb", "1.0")
+    assert [(p.name, p.samples) for p in again.list()] == [("alice", 2), ("bob", 1)]
+    np.testing.assert_allclose(again.vectors_of("alice"), gallery.vectors_of("alice"))
+    assert (again.model_name, again.model_version) == ("emb", "1.0")
+
+
+def test_missing_file_is_an_empty_gallery_that_names_nobody(tmp_path: Path) -> None:
+    gallery = Gallery.load(tmp_path / "none.npz", "emb", "1")
+    assert len(gallery) == 0
+    match = gallery.match(unit((0, 1.0)))
+    assert match.name is None and math.isinf(match.distance)
+
+
+def test_match_is_the_nearest_member_and_unknown_above_the_threshold(tmp_path: Path) -> None:
+    gallery = two_people(tmp_path)
+    gallery.threshold_override = 0.3
+    # Nearer to alice's second member than to her first: distance is to the nearest member.
+    probe = at_distance(0, 10, 0.06)
+    m = gallery.match(probe * 3.0)  # not normalised: match normalises
+    assert m.name == "alice" and m.distance < 0.02
+    m = gallery.match(at_distance(1, 20, 0.25))
+    assert m.name == "bob" and m.distance == pytest.approx(0.25, abs=1e-5)
+    m = gallery.match(at_distance(1, 20, 0.35))
+    assert m.name is None and m.nearest == "bob" and m.distance == pytest.approx(0.35, abs=1e-5)
+    with pytest.raises(GalleryError, match="size 64"):
+        gallery.match(np.ones(64, np.float32))
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "a/b", "../etc", "..", "x\\y", ".hidden", "a\nb", "c:d", "x" * 65])
+def test_names_with_path_characters_or_empty_are_refused(tmp_path: Path, bad: str) -> None:
+    gallery = Gallery.load(tmp_path / "g.npz", "emb", "1")
+    with pytest.raises(GalleryError, match="name"):
+        gallery.add(bad, unit((0, 1.0)))
+    assert len(gallery) == 0
+
+
+def test_ordinary_names_are_kept() -> None:
+    assert check_name("  Anne-Marie O'Neil ") == "Anne-Marie O'Neil"
+    assert check_name("José_2") == "José_2"
+
+
+def test_gallery_of_another_model_asks_to_re_enroll(tmp_path: Path) -> None:
+    path = two_people(tmp_path).save()
+    with pytest.raises(GalleryError, match=r"made with model emb v1\.0.*now emb v2\.0.*re-enroll"):
+        Gallery.load(path, "emb", "2.0")
+    with pytest.raises(GalleryError, match="re-enroll"):
+        Gallery.load(path, "other", "1.0")
+
+
+def test_gallery_with_kept_photos_asks_to_reembed(tmp_path: Path) -> None:
+    gallery = Gallery.load(tmp_path / "g.npz", "emb", "1.0")
+    photos = np.zeros((1, 160, 160, 3), np.uint8)
+    gallery.add("alice", unit((0, 1.0)), photos)
+    gallery.save()
+    with pytest.raises(GalleryError, match="face-edge gallery reembed"):
+        Gallery.load(tmp_path / "g.npz", "emb", "2.0")
+    kept = Gallery.read(tmp_path / "g.npz")
+    assert kept.has_photos and kept.photos_of("alice").shape == (1, 160, 160, 3)
+    # Re-embedding adopts the new model and replaces the vectors.
+    kept.reembed(lambda photo: unit((5, 1.0)), "emb", "2.0")
+    kept.save()
+    again = Gallery.load(tmp_path / "g.npz", "emb", "2.0")
+    assert again.match(unit((5, 1.0))).name == "alice"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "not-a-gallery", "bad-owner"])
+def test_corrupt_file_is_refused_and_left_as_it_was(tmp_path: Path, damage: str) -> None:
+    path = two_people(tmp_path).save()
+    good = path.read_bytes()
+    if damage == "garbage":
+        bad = b"\x00\x01 definitely not an npz"
+    elif damage == "truncated":
+        bad = good[: len(good) // 2]
+    elif damage == "not-a-gallery":
+        import io
+        buf = io.BytesIO()
+        np.savez(buf, vectors=np.zeros((1, 4), np.float32))
+        bad = buf.getvalue()
+    else:
+        g = Gallery.read(path)
+        g._owners[0] = 7  # a vector that belongs to nobody
+        bad = g.to_bytes()
+    path.write_bytes(bad)
+    with pytest.raises(GalleryError, match="corrupt or not a face-edge gallery.*left untouched"):
+        Gallery.load(path, "emb", "1.0")
+    assert path.read_bytes() == bad  # refused, not "repaired" or overwritten
+    assert "\n" not in str(pytest.raises(GalleryError, Gallery.read, path).value)
+
+
+def test_crash_between_write_and_rename_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gallery = two_people(tmp_path)
+    path = gallery.save()
+    before = path.read_bytes()
+    gallery.add("carol", unit((2, 1.0)))
+
+    def crash(src: str, dst: str) -> None:  # the power goes out after the temp file is written
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(GalleryError, match="previous file is kept"):
+        gallery.save()
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["gallery.npz"]  # no temp file left behind
+    assert Gallery.load(path, "emb", "1.0").names() == ["alice", "bob"]
+    gallery.save()
+    assert Gallery.load(path, "emb", "1.0").names() == ["alice", "bob", "carol"]
+
+
+def test_remove_and_merge(tmp_path: Path) -> None:
+    gallery = two_people(tmp_path)
+    other = Gallery(gallery.model_name, gallery.model_version)
+    other.add("bob", unit((3, 1.0)))
+    other.add("dan", unit((4, 1.0)))
+    with pytest.raises(GalleryError, match="already enrolled: bob"):
+        gallery.merge(other)
+    assert gallery.merge(other, replace=True) == ["bob", "dan"]
+    gallery.threshold_override = 0.2
+    assert gallery.match(unit((3, 1.0))).name == "bob"
+    assert gallery.match(unit((1, 1.0))).name is None  # bob's old sample was replaced
+    assert gallery.remove("alice") == 2
+    assert gallery.names() == ["bob", "dan"] and gallery.match(unit((4, 1.0))).name == "dan"
+    with pytest.raises(GalleryError, match="'alice' is not enrolled"):
+        gallery.remove("alice")
+    with pytest.raises(GalleryError, match="model"):
+        gallery.merge(Gallery("emb", "9"))
+
+
+# ---- the threshold, on vectors with known geometry ------------------------------------------
+
+def test_impostor_distances_are_the_cross_person_pairs_only() -> None:
+    vectors = np.stack([unit((0, 1.0)), at_distance(0, 9, 0.1), unit((1, 1.0)), at_distance(1, 0, 0.4)])
+    owners = np.array([0, 0, 1, 1])
+    d = np.sort(impostor_distances(vectors, owners))
+    expected = np.sort([1.0, 1.0 - vectors[0] @ vectors[3], 1.0 - vectors[1] @ vectors[2],
+                        1.0 - vectors[1] @ vectors[3]])
+    np.testing.assert_allclose(d, expected, atol=1e-6)
+    assert len(d) == 4  # 2 x 2 cross pairs, no same-person pair
+
+
+def test_well_separated_people_keep_the_models_threshold() -> None:
+    vectors = np.stack([unit((i, 1.0)) for i in range(6)])  # orthogonal: every impostor distance is 1.0
+    assert calibrate_threshold(vectors, np.arange(6), ceiling=0.45) == (0.45, "model")
+    assert calibrate_threshold(vectors, np.arange(6), ceiling=None) == (DEFAULT_THRESHOLD, "default")
+
+
+def test_look_alikes_pull_the_threshold_down_to_their_distance(tmp_path: Path) -> None:
+    gallery = Gallery.load(tmp_path / "g.npz", "emb", "1", model_threshold=0.5)
+    gallery.add("anna", unit((0, 1.0)))
+    gallery.add("berta", at_distance(0, 1, 0.3))  # anna's look-alike sister, 0.3 apart
+    threshold, origin = gallery.threshold_and_source()
+    assert origin == "gallery" and threshold == pytest.approx(0.3, abs=1e-5)
+    # A stranger 0.35 from anna would pass the model's 0.5 but not this gallery's threshold.
+    assert gallery.match(at_distance(0, 7, 0.35)).name is None
+    assert gallery.match(at_distance(0, 7, 0.25)).name == "anna"
+
+
+def test_the_calibrated_threshold_is_the_low_percentile_of_impostors_within_its_bounds() -> None:
+    rng = np.random.default_rng(0)
+    # 40 people, 3 members each around random centres: impostor distances ~ 1 +- 0.1 in 128-d.
+    centres = rng.normal(size=(40, DIM))
+    vectors = np.concatenate([c + 0.3 * rng.normal(size=(3, DIM)) for c in centres])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    owners = np.repeat(np.arange(40), 3)
+    q1 = float(np.percentile(impostor_distances(vectors, owners), 1.0))
+    assert 0.6 < q1 < 1.0
+    assert calibrate_threshold(vectors, owners, ceiling=1.2) == (pytest.approx(q1), "gallery")
+    assert calibrate_threshold(vectors, owners, ceiling=0.5)[0] == 0.5
+    # A floor keeps a gallery of near-twins from making everyone unknown.
+    assert calibrate_threshold(vectors, owners, ceiling=1.9)[0] == pytest.approx(max(q1, FLOOR_FRACTION * 1.9))
+
+
+def test_twins_hit_the_floor_and_config_overrides_everything(tmp_path: Path) -> None:
+    gallery = Gallery.load(tmp_path / "g.npz", "emb", "1", model_threshold=0.4)
+    gallery.add("tom", unit((0, 1.0)))
+    gallery.add("tim", at_distance(0, 1, 0.05))
+    assert gallery.threshold == pytest.approx(FLOOR_FRACTION * 0.4)
+    gallery.threshold_override = 0.33
+    assert gallery.threshold_and_source() == (0.33, "config")
+
+
+def test_one_person_uses_the_models_threshold(tmp_path: Path) -> None:
+    gallery = Gallery.load(tmp_path / "g.npz", "emb", "1", model_threshold=0.42)
+    gallery.add("solo", np.stack([unit((0, 1.0)), unit((1, 1.0))]))
+    assert gallery.threshold_and_source() == (0.42, "model")
+
+
+def test_model_threshold_comes_from_the_manifest_extra_key() -> None:
+    base = {"name": "embedding", "task": "embedding", "version": "1.2", "input": {"height": 112, "width": 112},
+            "outputs": [{"name": "embedding", "kind": "embedding"}]}
+    assert model_threshold(parse_manifest({**base, "recognition": {"threshold": 0.37}})) == 0.37
+    assert model_threshold(parse_manifest(base)) is None
+    assert model_threshold(parse_manifest({**base, "recognition": {"threshold": "high"}})) is None
