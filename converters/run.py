@@ -102,8 +102,8 @@ def _import_trainer_layers() -> None:
         trainer = importlib.import_module("trainer")
     except ImportError:
         return
-    for info in pkgutil.iter_modules(trainer.__path__, "trainer."):
-        if info.name.split(".")[-1] in ("cli", "commands", "__main__"):
+    for info in pkgutil.walk_packages(trainer.__path__, "trainer.", onerror=lambda name: None):
+        if {"cli", "commands", "__main__"} & set(info.name.split(".")):
             continue
         try:
             importlib.import_module(info.name)

@@ -254,6 +254,8 @@ def read_manifest(folder: Path) -> Manifest:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BundleError(f"bundle {folder}: cannot read {MANIFEST} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise BundleError(f"bundle {folder.name}: {MANIFEST} is not UTF-8 text (corrupt or tampered)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
