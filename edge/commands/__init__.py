@@ -1,0 +1,63 @@
+"""Sub-commands of ``face-edge``: every module here defines ``register(subparsers)``.
+
+:mod:`edge.cli` imports each module of this package and calls its ``register``; the module
+adds one sub-command whose handler (``set_defaults(func=handler)``) returns an exit code.
+The helpers below give every command the same ``--config`` / ``--log-level`` behaviour.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+from ..config import Settings, load_settings
+
+DEVICE_CONFIG = "/etc/face-edge/edge.yaml"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config PATH`` and ``--log-level LEVEL`` to a sub-command's parser."""
+    parser.add_argument("--config", metavar="PATH",
+                        help=f"edge.yaml to read (default: $FACE_EDGE_CONFIG, else {DEVICE_CONFIG} when present, "
+                             "else the built-in defaults)")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, metavar="LEVEL",
+                        help="debug | info | warning | error (default: log_level from the config)")
+
+
+def config_path(explicit: Optional[str]) -> Optional[str]:
+    """Return the config file to read: ``explicit``, $FACE_EDGE_CONFIG, /etc/face-edge/edge.yaml, or None."""
+    if explicit:
+        return explicit
+    if os.environ.get("FACE_EDGE_CONFIG"):
+        return os.environ["FACE_EDGE_CONFIG"]
+    return DEVICE_CONFIG if Path(DEVICE_CONFIG).is_file() else None
+
+
+def setup_logging(level: str) -> None:
+    """Send log lines to stderr as ``face-edge LEVEL: message`` at ``level``."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s", "%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def load_config(args: argparse.Namespace) -> Settings:
+    """Return the Settings a command runs with (``--config`` etc.) and set up logging.
+
+    ``--log-level`` overrides the config's ``log_level``. A missing file or a bad key raises
+    ConfigError (exit code 2).
+    """
+    path = config_path(getattr(args, "config", None))
+    settings = load_settings(path)
+    level = getattr(args, "log_level", None) or settings.log_level
+    settings.log_level = level
+    setup_logging(level)
+    logging.getLogger("face-edge").debug("config: %s", path or "built-in defaults")
+    return settings
