@@ -1,0 +1,332 @@
+"""Enrollment: good face photos or camera frames -> embeddings for the gallery.
+
+A photo or frame is used only when it shows exactly one face that is sharp and frontal
+enough; otherwise it is skipped with a reason that names the file (or frame):
+
+- *one face*: faces are found with the configured Haar cascade (the same boxes as live,
+  so the crop matches what the pipeline will embed) and each must be confirmed by a second
+  frontal cascade (``alt2``, or ``frontal_default`` when alt2 is the configured one), which
+  removes the Haar false positives on shirts and backgrounds that would otherwise make a
+  one-person photo look like two;
+- *sharp*: the variance of the Laplacian of the grey face, resized to
+  :data:`SHARPNESS_SIZE` px so faces of any size compare, is at least ``min_sharpness``;
+- *frontal enough*: both frontal cascades fire (each covers roughly +-30 degrees of turn),
+  and when Haar eye cascades find an eye pair in the upper face, the eyes are level within
+  :data:`MAX_ROLL_DEG` and their midpoint lies within :data:`MAX_EYE_OFFSET` face widths of
+  the face centre. This is a coarse check: no landmark model runs on the device.
+
+Each accepted face is cut with the embedding bundle's own crop spec and embedded with
+:class:`edge.models.FaceModel`; every embedding is kept in the gallery (see edge.gallery).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
+
+import cv2
+import numpy as np
+
+from .bundle import Bundle, load_bundle, load_public_key, read_manifest
+from .config import Settings
+from .crop import Box, crop_face, whole_image_box
+from .detect import HaarDetector
+from .errors import BundleError, GalleryError
+from .gallery import PHOTO_SPEC, Gallery
+from .models import FaceModel
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+SHARPNESS_SIZE = 112
+MIN_SHARPNESS = 50.0        # variance of Laplacian at 112 px: clean example photos score >= 127, a Gaussian blur of 2-3 px on a 150-200 px face < 50
+MAX_ROLL_DEG = 20.0
+MAX_EYE_OFFSET = 0.12
+CONFIRM_IOU = 0.3
+_EYE_CASCADES = ("haarcascade_eye.xml", "haarcascade_eye_tree_eyeglasses.xml")
+
+
+@dataclass
+class Sample:
+    """One accepted face: where it came from, its box, embedding, sharpness and (optionally) kept photo."""
+
+    source: str
+    box: Box
+    vector: np.ndarray
+    sharpness: float
+    photo: Optional[np.ndarray] = None
+
+
+@dataclass
+class Skipped:
+    """One photo or frame that was not used, and why."""
+
+    source: str
+    reason: str
+
+    def message(self) -> str:
+        """Return the one-line message shown to the user."""
+        return f"skipped {self.source}: {self.reason}"
+
+
+@dataclass
+class EnrollResult:
+    """The accepted samples and the skipped inputs of one enrollment."""
+
+    samples: list[Sample] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def vectors(self) -> np.ndarray:
+        """Return the (n, D) embeddings of the accepted samples."""
+        return np.stack([s.vector for s in self.samples]) if self.samples else np.zeros((0, 0), np.float32)
+
+    def photos(self) -> Optional[np.ndarray]:
+        """Return the kept photos (n, S, S, 3), or None when photos are not kept."""
+        if not self.samples or self.samples[0].photo is None:
+            return None
+        return np.stack([s.photo for s in self.samples])
+
+
+@dataclass
+class FaceCheck:
+    """The outcome of checking one image: the face box when usable, else the reason it is not."""
+
+    box: Optional[Box]
+    reason: str = ""
+    sharpness: float = 0.0
+
+
+def sharpness(grey_face: np.ndarray) -> float:
+    """Return the variance of the Laplacian of a grey face resized to SHARPNESS_SIZE (higher = sharper)."""
+    face = cv2.resize(grey_face, (SHARPNESS_SIZE, SHARPNESS_SIZE), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(face, cv2.CV_64F).var())
+
+
+def _iou(a: Box, b: Box) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union else 0.0
+
+
+class FaceChecker:
+    """``check(frame)`` returns the one usable face box of an enrollment image, or why there is none."""
+
+    def __init__(self, detector: HaarDetector, min_sharpness: float = MIN_SHARPNESS):
+        self.detector = detector
+        confirm = "frontal_default" if detector.cascade == "alt2" else "alt2"
+        self.confirm = HaarDetector(confirm, downscale=detector.downscale, min_size=detector.min_size,
+                                    scale_factor=detector.scale_factor, min_neighbors=3)
+        self.min_sharpness = float(min_sharpness)
+        self.eyes = [cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / name)) for name in _EYE_CASCADES]
+        self.eyes = [c for c in self.eyes if not c.empty()]
+
+    def faces(self, frame: np.ndarray, grey: Optional[np.ndarray] = None) -> list[Box]:
+        """Return the boxes of the configured cascade that the confirming cascade also finds."""
+        grey = grey if grey is not None else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        boxes = self.detector.detect(frame, grey)
+        return [b for b in boxes if self._confirmed(grey, b)]
+
+    def _confirmed(self, grey: np.ndarray, box: Box) -> bool:
+        """Return True when the confirming cascade finds a face overlapping ``box`` (searched near it only)."""
+        x, y, w, h = box
+        pad = w // 2
+        x0, y0 = max(0, x - pad), max(0, y - pad)
+        roi = grey[y0:y + h + pad, x0:x + w + pad]
+        scale = min(1.0, 160.0 / max(1, w))  # a face of ~160 px is plenty for a yes/no
+        self.confirm.downscale = scale
+        self.confirm.min_size = max(8, int(w * 0.5))
+        found = self.confirm.detect(roi, roi)
+        return any(_iou(box, (ox + x0, oy + y0, ow, oh)) >= CONFIRM_IOU for (ox, oy, ow, oh) in found)
+
+    def eye_pair(self, grey_face: np.ndarray) -> Optional[tuple[float, float]]:
+        """Return (roll in degrees, eye-midpoint offset from the centre in face widths), None when no pair is found."""
+        side = 120
+        face = cv2.resize(grey_face, (side, side), interpolation=cv2.INTER_AREA)
+        upper = cv2.equalizeHist(face[: int(side * 0.6)])
+        centres = []
+        for cascade in self.eyes:
+            for (x, y, w, h) in cascade.detectMultiScale(upper, 1.1, 3, minSize=(side // 10, side // 10),
+                                                         maxSize=(side // 2, side // 2)):
+                centres.append((x + w / 2.0, y + h / 2.0))
+        left = [c for c in centres if c[0] < side / 2]
+        right = [c for c in centres if c[0] >= side / 2]
+        if not left or not right:
+            return None
+        (lx, ly), (rx, ry) = min(((a, b) for a in left for b in right), key=lambda p: abs(p[0][1] - p[1][1]))
+        roll = math.degrees(math.atan2(ry - ly, rx - lx))
+        offset = ((lx + rx) / 2.0 - side / 2.0) / side
+        return roll, offset
+
+    def check(self, frame: np.ndarray) -> FaceCheck:
+        """Return the FaceCheck of one BGR image: one confirmed, sharp, frontal-enough face or the reason."""
+        if frame is None or frame.size == 0:
+            return FaceCheck(None, "empty image")
+        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        faces = self.faces(frame, grey)
+        if not faces:
+            return FaceCheck(None, "no face found (a frontal face of at least "
+                                   f"{self.detector.min_size} px is needed)")
+        if len(faces) > 1:
+            return FaceCheck(None, f"{len(faces)} faces found; an enrollment photo must show only the person")
+        box = faces[0]
+        x, y, w, h = box
+        face = grey[max(0, y):y + h, max(0, x):x + w]
+        sharp = sharpness(face)
+        if sharp < self.min_sharpness:
+            return FaceCheck(None, f"face too blurred (sharpness {sharp:.0f} < {self.min_sharpness:.0f})", sharp)
+        pair = self.eye_pair(face)
+        if pair is not None:
+            roll, offset = pair
+            if abs(roll) > MAX_ROLL_DEG:
+                return FaceCheck(None, f"head tilted {roll:.0f} degrees; look straight at the camera", sharp)
+            if abs(offset) > MAX_EYE_OFFSET:
+                return FaceCheck(None, "face turned to the side; look straight at the camera", sharp)
+        return FaceCheck(box, "", sharp)
+
+
+def embedding_head(model: FaceModel) -> str:
+    """Return the name of the model's embedding output; BundleError when it has none."""
+    for out in model.manifest.outputs:
+        if out.kind == "embedding":
+            return out.name
+    raise BundleError(f"bundle {model.name}: has no output of kind 'embedding'; enrollment needs the embedding model")
+
+
+class Enroller:
+    """Turns photos or frames into gallery samples with one embedding model."""
+
+    def __init__(self, model: FaceModel, checker: FaceChecker, keep_photos: bool = False):
+        self.model = model
+        self.checker = checker
+        self.keep_photos = keep_photos
+        self.head = embedding_head(model)
+
+    def embed_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
+        """Return the L2-normalised embedding of a face crop already cut with the model's crop spec."""
+        vector = self.model.predict(crop_bgr).heads[self.head].vector
+        assert vector is not None
+        return vector.astype(np.float32)
+
+    def embed_photo(self, photo: np.ndarray) -> np.ndarray:
+        """Return the embedding of a kept PHOTO_SPEC crop, re-cut with this model's crop spec."""
+        box = whole_image_box(photo, PHOTO_SPEC)
+        return self.embed_crop(crop_face(photo, box, self.model.manifest.crop))
+
+    def sample(self, frame: np.ndarray, source: str) -> Union[Sample, Skipped]:
+        """Return the Sample of one image, or Skipped with the reason."""
+        found = self.checker.check(frame)
+        if found.box is None:
+            return Skipped(source, found.reason)
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        vector = self.embed_crop(crop_face(frame, found.box, self.model.manifest.crop))
+        photo = crop_face(frame, found.box, PHOTO_SPEC) if self.keep_photos else None
+        return Sample(source, found.box, vector, found.sharpness, photo)
+
+    def from_folder(self, folder: str | Path) -> EnrollResult:
+        """Return the samples of every image file directly in ``folder`` (others skipped, each named)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise GalleryError(f"enroll --from {folder}: no such folder")
+        result = EnrollResult()
+        for path in sorted(p for p in folder.iterdir() if p.is_file()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is None:
+                result.skipped.append(Skipped(str(path), "not a readable image"))
+                continue
+            item = self.sample(frame, str(path))
+            (result.samples if isinstance(item, Sample) else result.skipped).append(item)  # type: ignore[arg-type]
+        return result
+
+    def from_frames(self, frames: Iterable[np.ndarray], count: int, every: int = 5, max_frames: int = 600,
+                    on_frame: Optional[Callable[[int, Union[Sample, Skipped]], None]] = None) -> EnrollResult:
+        """Return up to ``count`` good samples from a stream of frames (camera or clip).
+
+        After a frame is accepted the next ``every - 1`` frames are passed over, so the samples
+        are not near-copies; the stream is read for at most ``max_frames`` frames.
+        ``on_frame(index, item)`` is called for every checked frame (progress display).
+        """
+        result = EnrollResult()
+        wait = 0
+        for index, frame in enumerate(frames):
+            if index >= max_frames or len(result.samples) >= count:
+                break
+            if wait > 0:
+                wait -= 1
+                continue
+            item = self.sample(frame, f"frame {index}")
+            if isinstance(item, Sample):
+                result.samples.append(item)
+                wait = max(0, every - 1)
+            else:
+                result.skipped.append(item)
+            if on_frame is not None:
+                on_frame(index, item)
+        return result
+
+
+def add_to_gallery(gallery: Gallery, name: str, result: EnrollResult, replace: bool = False) -> int:
+    """Add the accepted samples of ``result`` to ``gallery`` under ``name``; return the person's sample count.
+
+    GalleryError when no sample was accepted (the gallery is left unchanged).
+    """
+    if not result.samples:
+        reasons = "; ".join(s.message() for s in result.skipped[:3]) or "no images found"
+        raise GalleryError(f"no usable face to enroll {name!r} ({reasons})")
+    if replace and name in gallery.names():
+        gallery.remove(name)
+    return gallery.add(name, result.vectors(), result.photos())
+
+
+def embedding_bundle(settings: Settings, folder: Optional[str | Path] = None) -> Bundle:
+    """Return the verified embedding bundle: ``folder`` when given, else the first configured bundle of task 'embedding'."""
+    key = load_public_key(settings.models.public_key) if settings.models.public_key else None
+    if folder is not None:
+        bundle = load_bundle(folder, key)
+        if bundle.manifest.task != "embedding":
+            raise BundleError(f"bundle {bundle.path}: task is {bundle.manifest.task!r}, enrollment needs an embedding model")
+        return bundle
+    root = Path(settings.models.dir)
+    for name in settings.models.bundles:
+        path = root / name
+        if (path / "manifest.yaml").is_file() and read_manifest(path).task == "embedding":
+            return load_bundle(path, key)
+    raise BundleError(f"no embedding bundle among models.bundles {settings.models.bundles} in {root}/: "
+                      "install one (e.g. models/embedding) or pass --bundle")
+
+
+def make_enroller(settings: Settings, bundle: Bundle, min_sharpness: float = MIN_SHARPNESS) -> Enroller:
+    """Return an Enroller for ``bundle`` using the configured detector at full resolution and runtime."""
+    from .runtime import get_runtime
+
+    det = settings.detector
+    # Full resolution: enrollment runs once, so accuracy beats speed (faces in photos may be small).
+    detector = HaarDetector(det.cascade, downscale=1.0, min_size=det.min_size,
+                            scale_factor=det.scale_factor, min_neighbors=det.min_neighbors)
+    model = FaceModel(bundle, get_runtime(settings.models.runtime), settings.models.num_threads)
+    return Enroller(model, FaceChecker(detector, min_sharpness), keep_photos=settings.recognition.keep_photos)
+
+
+def reembed_gallery(gallery: Gallery, enroller: Enroller) -> int:
+    """Re-embed a gallery's kept photos with the enroller's model and adopt that model; return the count."""
+    manifest = enroller.model.manifest
+    return gallery.reembed(enroller.embed_photo, manifest.name, manifest.version)
+
+
+
+def frames_from(source: Any, max_seconds: float = 60.0) -> Iterator[np.ndarray]:
+    """Yield the frames of an opened edge source until it ends or ``max_seconds`` pass."""
+    deadline = time.monotonic() + max_seconds
+    while time.monotonic() < deadline:
+        frame = source.read(timeout=1.0)
+        if frame is None:
+            if source.ended:
+                return
+            continue
+        yield frame

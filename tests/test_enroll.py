@@ -1,0 +1,299 @@
+"""Enrollment from real photos and a clip, through a real tiny TFLite embedding bundle, and the CLI commands."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Any, Optional
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from edge.bundle import InputSpec, Manifest, OutputSpec, load_bundle, manifest_to_dict, sha256_file
+from edge.config import settings_from_dict
+from edge.crop import CropSpec
+from edge.detect import HaarDetector
+from edge.enroll import FaceChecker, Sample, add_to_gallery, embedding_bundle, make_enroller
+from edge.errors import FaceEdgeError, GalleryError
+from edge.gallery import Gallery
+
+from .conftest import shared_path
+
+KNN = ("data", "face_recognition_examples", "knn_examples")
+
+
+# ---- a real tiny embedding bundle -----------------------------------------------------------
+
+def build_tiny_embedding_bundle(folder: Path, version: str = "0.1", seed: int = 0,
+                                extra: Optional[dict[str, Any]] = None) -> Path:
+    """Write a tiny random-weight Keras embedding model as a TFLite bundle (16-d, L2-normalised) into ``folder``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
+    x = keras.layers.AveragePooling2D(3)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16)(x)
+    out = keras.layers.UnitNormalization(name="embedding")(x)
+    tflite = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, out)).convert()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.tflite").write_bytes(tflite)
+    (folder / "MODEL_CARD.md").write_text("# tiny test embedding\nRandom weights; for tests only.\n")
+    manifest = Manifest(name="embedding", task="embedding", version=version, created="2026-01-01",
+                        input=InputSpec(height=32, width=32, color="rgb", value_range=(0.0, 1.0), dtype="float32"),
+                        crop=CropSpec(size=32, margin=0.2, shift_y=0.0),
+                        outputs=(OutputSpec(name="embedding", kind="embedding", tensor="output_0"),),
+                        files={"model.tflite": sha256_file(folder / "model.tflite"),
+                               "MODEL_CARD.md": sha256_file(folder / "MODEL_CARD.md")},
+                        extra=extra or {})
+    (folder / "manifest.yaml").write_text(yaml.safe_dump(manifest_to_dict(manifest), sort_keys=False))
+    load_bundle(folder)  # the bundle passes the same checks as a shipped one
+    return folder
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    build_tiny_embedding_bundle(root / "embedding", extra={"recognition": {"threshold": 0.3}})
+    return root
+
+
+@pytest.fixture(scope="module")
+def new_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The next version of the embedding model: other weights, version 0.2."""
+    return build_tiny_embedding_bundle(tmp_path_factory.mktemp("v2") / "embedding", version="0.2", seed=1)
+
+
+def write_config(tmp_path: Path, models_dir: Path, **recognition: Any) -> Path:
+    config = {"models": {"dir": str(models_dir), "bundles": ["embedding"]},
+              "recognition": {"gallery": str(tmp_path / "gallery" / "gallery.npz"), **recognition}}
+    path = tmp_path / "edge.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def face_edge(*argv: str) -> int:
+    """Run a face-edge sub-command through its own register() as cli.main does (FaceEdgeError -> exit code)."""
+    from edge.commands import enroll as enroll_cmd
+    from edge.commands import gallery as gallery_cmd
+
+    parser = argparse.ArgumentParser(prog="face-edge")
+    subs = parser.add_subparsers(dest="command", required=True)
+    enroll_cmd.register(subs)
+    gallery_cmd.register(subs)
+    args = parser.parse_args(list(argv))
+    try:
+        return args.func(args)
+    except FaceEdgeError as exc:
+        print(f"face-edge: error: {exc}")
+        return exc.exit_code
+
+
+def person_folder(tmp_path: Path, person: str) -> Path:
+    """Copy knn_examples/train/<person>/ into a temp folder (skips when ../shared is absent)."""
+    src = shared_path(*KNN, "train", person)
+    dst = tmp_path / person
+    shutil.copytree(src, dst)
+    return dst
+
+
+# ---- the face checks -------------------------------------------------------------------------
+
+def test_every_knn_train_photo_is_one_good_face_and_group_photos_are_not() -> None:
+    checker = FaceChecker(HaarDetector(downscale=1.0, min_size=40))
+    train = shared_path(*KNN, "train")
+    photos = sorted(p for p in train.glob("*/*") if p.is_file())
+    assert len(photos) == 9
+    for path in photos:
+        found = checker.check(cv2.imread(str(path)))
+        assert found.box is not None, f"{path.name}: {found.reason}"
+    for group in (shared_path("data", "face_recognition_examples", "two_people.jpg"),
+                  shared_path(*KNN, "test", "kit_with_rose.jpg")):
+        assert checker.check(cv2.imread(str(group))).reason.startswith("2 faces found")
+
+
+def test_blurred_and_tilted_faces_are_refused() -> None:
+    checker = FaceChecker(HaarDetector(downscale=1.0, min_size=40))
+    photo = cv2.imread(str(shared_path(*KNN, "train", "obama", "obama.jpg")))
+    sharp = checker.check(photo)
+    assert sharp.box is not None and sharp.sharpness > 200
+    blurred = checker.check(cv2.GaussianBlur(photo, (0, 0), 3.0))
+    assert blurred.box is None and "blurred" in blurred.reason
+    h, w = photo.shape[:2]
+    tilted = cv2.warpAffine(photo, cv2.getRotationMatrix2D((w / 2, h / 4), 30, 1.0), (w, h),
+                            borderMode=cv2.BORDER_REPLICATE)
+    refused = checker.check(tilted)
+    # A 30-degree tilt either hides the face from the frontal cascades or fails the eye-level check.
+    assert refused.box is None and ("tilted" in refused.reason or "no face" in refused.reason)
+
+
+# ---- enrollment ------------------------------------------------------------------------------
+
+def test_enroll_from_folder_skips_blank_and_group_photos_naming_them(tmp_path: Path, models_dir: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    folder = person_folder(tmp_path, "obama")
+    cv2.imwrite(str(folder / "blank.png"), np.full((240, 320, 3), 200, np.uint8))
+    shutil.copy(shared_path("data", "face_recognition_examples", "two_people.jpg"), folder / "two_people.jpg")
+    (folder / "notes.txt").write_text("not an image")           # ignored: not an image suffix
+    (folder / "broken.jpg").write_bytes(b"not really a jpeg")  # an image name that does not decode
+    config = write_config(tmp_path, models_dir)
+    assert face_edge("enroll", "obama", "--from", str(folder), "--config", str(config)) == 0
+    out = capsys.readouterr().out
+    assert f"skipped {folder / 'blank.png'}: no face found" in out
+    assert f"skipped {folder / 'two_people.jpg'}: 2 faces found" in out
+    assert f"skipped {folder / 'broken.jpg'}: not a readable image" in out
+    assert "enrolled obama: 2 new samples (2 in all, 3 skipped)" in out
+    gallery_file = tmp_path / "gallery" / "gallery.npz"
+    assert stat.S_IMODE(gallery_file.stat().st_mode) == 0o600
+    gallery = Gallery.load(gallery_file, "embedding", "0.1")
+    assert [(p.name, p.samples) for p in gallery.list()] == [("obama", 2)]
+    vectors = gallery.vectors_of("obama")
+    assert vectors.shape == (2, 16)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_enrolled_vectors_are_the_models_embedding_of_the_crop(tmp_path: Path, models_dir: Path) -> None:
+    settings = settings_from_dict({"models": {"dir": str(models_dir)}})
+    enroller = make_enroller(settings, embedding_bundle(settings))
+    photo = cv2.imread(str(shared_path(*KNN, "train", "obama", "obama2.jpg")))
+    item = enroller.sample(photo, "obama2.jpg")
+    assert isinstance(item, Sample)
+    from edge.crop import crop_face
+    direct = enroller.model.predict(crop_face(photo, item.box, enroller.model.manifest.crop))
+    np.testing.assert_allclose(item.vector, direct.heads["embedding"].vector, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["../obama", "a/b", "..", ""])
+def test_names_with_path_characters_are_refused_before_anything_is_written(tmp_path: Path, models_dir: Path,
+                                                                           bad: str,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    config = write_config(tmp_path, models_dir)
+    assert face_edge("enroll", bad, "--from", str(tmp_path), "--config", str(config)) == 2
+    assert "name" in capsys.readouterr().out
+    assert not (tmp_path / "gallery").exists()
+
+
+def test_nothing_usable_is_an_error_and_the_gallery_is_unchanged(tmp_path: Path, models_dir: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "empty_faces"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "blank.jpg"), np.zeros((200, 200, 3), np.uint8))
+    config = write_config(tmp_path, models_dir)
+    assert face_edge("enroll", "nobody", "--from", str(folder), "--config", str(config)) == 2
+    out = capsys.readouterr().out
+    assert "no usable face to enroll 'nobody'" in out and "blank.jpg" in out
+    assert not (tmp_path / "gallery" / "gallery.npz").exists()
+
+
+def make_camera_clip(path: Path, photo: np.ndarray, frames: int = 60) -> Path:
+    """Write a clip of a real photo drifting slightly, with blank frames: it stands in for the camera here."""
+    h, w = photo.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (w, h))
+    assert writer.isOpened()
+    for i in range(frames):
+        if i % 10 < 2:
+            frame = np.full_like(photo, 30)  # nobody in front of the camera
+        else:
+            shift = np.float32([[1, 0, (i % 7) - 3], [0, 1, (i % 5) - 2]])
+            frame = cv2.warpAffine(photo, shift, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_camera_enrollment_from_a_clip_standing_in_for_the_camera(tmp_path: Path, models_dir: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    # No camera exists on this machine: a video file is opened through the same edge source registry
+    # that `--source 0` or `--source picamera` would use on the Pi.
+    photo = cv2.imread(str(shared_path(*KNN, "train", "rose_leslie", "img2.jpg")))
+    clip = make_camera_clip(tmp_path / "camera.avi", photo)
+    config = write_config(tmp_path, models_dir)
+    assert face_edge("enroll", "rose", "--camera", "--source", str(clip), "--count", "4",
+                     "--config", str(config)) == 0
+    out = capsys.readouterr().out
+    assert "enrolled rose: 4 new samples" in out
+    assert "skipped" in out and "no face found" in out  # the blank frames were looked at and refused
+    gallery = Gallery.load(tmp_path / "gallery" / "gallery.npz", "embedding", "0.1")
+    assert gallery.list()[0].samples == 4
+
+
+def test_camera_frames_are_spaced_and_capped(tmp_path: Path, models_dir: Path) -> None:
+    settings = settings_from_dict({"models": {"dir": str(models_dir)}})
+    enroller = make_enroller(settings, embedding_bundle(settings))
+    photo = cv2.imread(str(shared_path(*KNN, "train", "obama", "obama.jpg")))
+    seen: list[int] = []
+    result = enroller.from_frames((photo for _ in range(100)), count=3, every=4,
+                                  on_frame=lambda i, item: seen.append(i))
+    assert len(result.samples) == 3 and seen == [0, 4, 8]
+    blank = np.zeros_like(photo)
+    result = enroller.from_frames((blank for _ in range(100)), count=3, max_frames=20)
+    assert not result.samples and len(result.skipped) == 20
+    with pytest.raises(GalleryError, match="no usable face"):
+        add_to_gallery(Gallery("embedding", "0.1"), "x", result)
+
+
+# ---- gallery commands -----------------------------------------------------------------------
+
+def test_gallery_list_remove_export_import(tmp_path: Path, models_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    config = write_config(tmp_path, models_dir)
+    for person in ("obama", "biden"):
+        assert face_edge("enroll", person, "--from", str(person_folder(tmp_path, person)),
+                         "--config", str(config)) == 0
+    capsys.readouterr()
+    assert face_edge("gallery", "--config", str(config), "list") == 0
+    out = capsys.readouterr().out
+    assert "model embedding v0.1, 2 people" in out and "obama\t2 samples" in out and "biden\t2 samples" in out
+    assert "unknown above cosine distance" in out
+
+    backup = tmp_path / "backup" / "people.npz"
+    assert face_edge("gallery", "--config", str(config), "export", str(backup)) == 0
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert face_edge("gallery", "--config", str(config), "remove", "biden") == 0
+    gallery_file = tmp_path / "gallery" / "gallery.npz"
+    assert Gallery.read(gallery_file).names() == ["obama"]
+
+    # A corrupt import is refused and the current gallery is kept byte for byte.
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(backup.read_bytes()[:300])
+    before = gallery_file.read_bytes()
+    capsys.readouterr()
+    assert face_edge("gallery", "--config", str(config), "import", str(corrupt)) == 2
+    assert "corrupt" in capsys.readouterr().out
+    assert gallery_file.read_bytes() == before
+
+    assert face_edge("gallery", "--config", str(config), "import", str(backup)) == 2  # obama is in both
+    assert face_edge("gallery", "--config", str(config), "import", str(backup), "--replace") == 0
+    assert sorted(Gallery.read(gallery_file).names()) == ["biden", "obama"]
+    assert face_edge("gallery", "--config", str(config), "remove", "carol") == 2
+
+
+def test_model_change_asks_to_re_enroll_or_reembeds_kept_photos(tmp_path: Path, models_dir: Path, new_model: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    folder = person_folder(tmp_path, "kit_harington")
+    for keep in (False, True):
+        work = tmp_path / f"keep_{keep}"
+        work.mkdir()
+        config = write_config(work, models_dir, keep_photos=keep)
+        assert face_edge("enroll", "kit", "--from", str(folder), "--config", str(config)) == 0
+        capsys.readouterr()
+        status = face_edge("enroll", "kit", "--from", str(folder), "--config", str(config),
+                           "--bundle", str(new_model))
+        out = capsys.readouterr().out
+        assert status == 2
+        assert ("face-edge gallery reembed" in out) if keep else ("re-enroll everyone" in out)
+        if keep:
+            assert face_edge("gallery", "--config", str(config), "reembed", "--bundle", str(new_model)) == 0
+            gallery = Gallery.load(work / "gallery" / "gallery.npz", "embedding", "0.2")
+            settings = settings_from_dict({"models": {"dir": str(new_model.parent)}})
+            enroller = make_enroller(settings, load_bundle(new_model))
+            probe = enroller.sample(cv2.imread(str(folder / "john2.jpeg")), "john2")
+            assert isinstance(probe, Sample)
+            # Re-embedding from the kept wide crop gives (nearly) what the new model sees live.
+            assert gallery.match(probe.vector).distance < 0.02
