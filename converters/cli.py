@@ -87,9 +87,14 @@ def _print_summary(out: "os.PathLike[str]") -> None:
     print(f"wrote {out} ({parity['mode']}, {parity['modes'][parity['mode']]['bytes'] / 1024:.1f} KiB, "
           f"min agreement {parity['min_agreement']:.4f} on {parity['worst_head']}"
           f"{'' if parity['floor_met'] else ', BELOW FLOOR (forced)'})")
+    def brief(metrics: Optional[dict]) -> str:
+        if not metrics:
+            return "n/a"
+        return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
+
     for name, head in parity["heads"].items():
         print(f"  {name:16s} agreement {head['agreement']:.4f}  max|d| {head['max_abs_diff']:.4g}  "
-              f"float {head['metrics_float']}  converted {head['metrics_converted']}")
+              f"float: {brief(head['metrics_float'])}  converted: {brief(head['metrics_converted'])}")
     for mode, row in parity["modes"].items():
         print(f"  {mode:8s} {row['bytes'] / 1024:9.1f} KiB  {row['latency_ms']:7.2f} ms/face  "
               f"min agreement {row['min_agreement']:.4f}")

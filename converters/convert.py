@@ -70,26 +70,46 @@ def _check_heads(run: Run, model: Any) -> None:
                            f"(its outputs: {', '.join(names)}); name the Keras output layers after the heads")
 
 
-def _runtime_check(model: FaceModel, golden_faces: np.ndarray, atol: dict[str, float]) -> dict[str, str]:
-    """Return {runtime: 'ok' | reason} after running the golden faces in every other installed runtime."""
-    results = {"ai_edge_litert": "ok"}
-    try:
-        runtime = get_runtime("tflite_runtime")
-    except FaceEdgeError:
-        results["tflite_runtime"] = "not installed"
-        return results
-    try:
-        other = FaceModel(model.bundle, runtime, num_threads=1)
-        for face in golden_faces:
-            bgr = np.ascontiguousarray(face[:, :, ::-1])
-            for spec, a, b in zip(model.manifest.outputs, model.raw_outputs(model.preprocess(bgr)),
-                                  other.raw_outputs(other.preprocess(bgr))):
-                if np.max(np.abs(a - b)) > atol[spec.name]:
-                    results["tflite_runtime"] = f"output {spec.name} differs by {np.max(np.abs(a - b)):.4g}"
-                    return results
-        results["tflite_runtime"] = "ok"
-    except Exception as exc:
-        results["tflite_runtime"] = f"fails: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+def _strip_unit_normalization(model: Any, manifest: Manifest) -> tuple[Any, list[str]]:
+    """Return the model to convert, with a final UnitNormalization removed from embedding outputs.
+
+    TFLite has no int8 kernel for the SQUARE/RSQRT chain Keras lowers UnitNormalization to,
+    and edge L2-normalises every embedding output anyway (edge.models.interpret_output).
+    The converted output keeps the head's name. Returns (model, notes for the manifest).
+    """
+    import keras
+
+    outputs = model.output
+    if not isinstance(outputs, dict):
+        return model, []
+    kinds = {o.name: o.kind for o in manifest.outputs}
+    new_outputs, notes = dict(outputs), []
+    for name, tensor in outputs.items():
+        layer = tensor._keras_history[0]
+        if kinds.get(name) == "embedding" and isinstance(layer, keras.layers.UnitNormalization):
+            new_outputs[name] = layer.input
+            notes.append(f"{name}: final UnitNormalization left to edge (it L2-normalises embedding outputs)")
+    if not notes:
+        return model, []
+    return keras.Model(model.inputs, new_outputs, name=model.name), notes
+
+
+def _runtime_check(model: FaceModel) -> dict[str, str]:
+    """Return {runtime: 'ok' | reason}: the golden faces replayed by edge.push in each installed runtime."""
+    from edge.push import compare_golden
+
+    results = {}
+    for name in ("ai_edge_litert", "tflite_runtime"):
+        try:
+            runtime = get_runtime(name)
+        except FaceEdgeError:
+            results[name] = "not installed"
+            continue
+        try:
+            report = compare_golden(FaceModel(model.bundle, runtime, num_threads=1))
+            results[name] = "ok" if report.ok else f"golden outputs differ: {report.detail}"
+        except Exception as exc:
+            results[name] = f"fails: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     return results
 
 
@@ -137,6 +157,7 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
     model = load_keras_model(run)
     _check_heads(run, model)
     float_outs = keras_predict(model, heldout)
+    model, stripped = _strip_unit_normalization(model, run.manifest)
     log.info("converting to %s", cfg.mode)
     flat = convert_keras(model, cfg, rep)
 
@@ -158,15 +179,15 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
         modes = {m: modes[m] for m in MODES if m in modes}
 
         golden = write_golden(tmp, fm, heldout[:golden_faces])
-        runtimes = _runtime_check(fm, heldout[:golden_faces], golden["atol"])
         details = io_details(flat)
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         quantization = {**cfg.to_dict(), "rep_faces": 0 if rep is None or cfg.mode != "int8" else int(len(rep)),
                         "input_scale": details["input"]["scale"], "input_zero_point": details["input"]["zero_point"],
                         "tflite_bytes": len(flat), "converted": now, "tensorflow": _tf_version()}
+        if stripped:
+            quantization["graph_changes"] = stripped
         parity = {"mode": cfg.mode, "floor": floor, "floor_met": floor_met, "forced": bool(force and not floor_met),
-                  "heldout_faces": int(len(heldout)), "threads": threads, **report, "modes": modes,
-                  "runtimes": runtimes}
+                  "heldout_faces": int(len(heldout)), "threads": threads, **report, "modes": modes}
         write_json(tmp, PARITY_FILE, parity)
 
         rebuild = f"face-convert {shlex.quote(_display_path(run.path))} --quant {cfg.mode} " \
@@ -190,12 +211,17 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
                            "bytes": {m: r["bytes"] for m, r in modes.items()}}
         extra["golden"] = golden
         extra["source"] = {"run": _display_path(run.path), "rebuild": rebuild}
-        manifest = replace(fm.manifest, runtimes_checked=tuple(r for r, v in runtimes.items() if v == "ok"),
-                           extra=extra)
+        # Files are hashed before the runtime check so edge.push sees the bundle as it will ship.
+        manifest = write_manifest(tmp, replace(fm.manifest, extra=extra))
+        runtimes = _runtime_check(FaceModel(Bundle(tmp, manifest), get_runtime("ai_edge_litert")))
+        parity["runtimes"] = runtimes
+        write_json(tmp, PARITY_FILE, parity)
+        manifest = replace(manifest, runtimes_checked=tuple(r for r, v in runtimes.items() if v == "ok"),
+                           extra={**extra, "runtimes": runtimes})
         write_manifest(tmp, manifest)
         if private_key is not None:
             sign_manifest(tmp, private_key)
-        _self_check(tmp, private_key, golden)
+        _self_check(tmp, private_key)
         return publish(tmp, out_dir)
 
 
@@ -210,16 +236,15 @@ def _card_extra(run: Run) -> str:
     return "\n\n".join(parts)
 
 
-def _self_check(folder: Path, private_key: Any, golden: dict[str, Any]) -> None:
-    """Load the staged bundle as edge would (hashes, signature, golden outputs); ConvertError if it fails."""
+def _self_check(folder: Path, private_key: Any) -> None:
+    """Load the staged bundle as edge does (hashes, signature, golden replay); ConvertError if it fails."""
+    from edge.push import compare_golden
+
     public = private_key.public_key() if private_key is not None else None
-    bundle = load_bundle(folder, public)
-    model = FaceModel(bundle, get_runtime("ai_edge_litert"), num_threads=1)
-    with np.load(folder / golden["file"]) as data:
-        for crop_i, crop in enumerate(data["crops"]):
-            for spec, y in zip(model.manifest.outputs, model.raw_outputs(model.preprocess(crop))):
-                if np.max(np.abs(y - data[f"output.{spec.name}"][crop_i])) > golden["atol"][spec.name]:
-                    raise ConvertError(f"internal: the written bundle does not reproduce its golden output {spec.name}")
+    model = FaceModel(load_bundle(folder, public), get_runtime("ai_edge_litert"), num_threads=1)
+    report = compare_golden(model)
+    if not report.ok:
+        raise ConvertError(f"internal: the written bundle does not reproduce its golden outputs ({report.detail})")
 
 
 def _tf_version() -> str:

@@ -140,9 +140,12 @@ def keras_output_names(model: Any) -> list[str]:
 def keras_predict(model: Any, faces: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
     """Return the float model's outputs on uint8 RGB ``faces``, keyed by output name (N x D float32)."""
     names = keras_output_names(model)
-    result = model.predict(faces.astype(np.float32), batch_size=batch_size, verbose=0)
-    if isinstance(result, dict):
-        return {k: np.asarray(v, np.float32).reshape(len(faces), -1) for k, v in result.items()}
-    if not isinstance(result, (list, tuple)):
-        result = [result]
-    return {n: np.asarray(v, np.float32).reshape(len(faces), -1) for n, v in zip(names, result)}
+    rows: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(faces), batch_size):
+        # A direct call, not model.predict: no tf.function retracing for each new batch shape.
+        result = model(faces[start:start + batch_size].astype(np.float32), training=False)
+        if not isinstance(result, dict):
+            result = dict(zip(names, result if isinstance(result, (list, tuple)) else [result]))
+        for name, value in result.items():
+            rows.setdefault(name, []).append(np.asarray(value, np.float32).reshape(len(value), -1))
+    return {name: np.concatenate(parts) for name, parts in rows.items()}
