@@ -37,6 +37,24 @@ def config_path(explicit: Optional[str]) -> Optional[str]:
     return DEVICE_CONFIG if Path(DEVICE_CONFIG).is_file() else None
 
 
+def installed_runtimes() -> list[str]:
+    """Return the TFLite runtimes whose package is installed, found without importing them
+    (importing ``tensorflow`` just to list it would take seconds and hundreds of MB)."""
+    from importlib.util import find_spec
+
+    from ..runtime import RUNTIME_ORDER
+
+    names = []
+    for name in RUNTIME_ORDER:
+        module = "ai_edge_litert" if name == "ai_edge_litert" else name
+        try:
+            if find_spec(module) is not None:
+                names.append(name)
+        except (ImportError, ValueError):
+            continue
+    return names
+
+
 def setup_logging(level: str) -> None:
     """Send log lines to stderr as ``face-edge LEVEL: message`` at ``level``."""
     root = logging.getLogger()
