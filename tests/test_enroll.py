@@ -1,74 +1,46 @@
 """Enrollment from real photos and a clip, through a real tiny TFLite embedding bundle, and the CLI commands."""
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 import yaml
 
-from edge.bundle import InputSpec, Manifest, OutputSpec, load_bundle, manifest_to_dict, sha256_file
+from edge.bundle import load_bundle
+from edge.cli import main
 from edge.config import settings_from_dict
 from edge.crop import CropSpec
 from edge.detect import HaarDetector
 from edge.enroll import FaceChecker, Sample, add_to_gallery, embedding_bundle, make_enroller
-from edge.errors import FaceEdgeError, GalleryError
+from edge.errors import GalleryError
 from edge.gallery import Gallery
 
 from .conftest import shared_path
+from .helpers.tiny_bundles import build_embedding_bundle
 
 KNN = ("data", "face_recognition_examples", "knn_examples")
 
 
-# ---- a real tiny embedding bundle -----------------------------------------------------------
-
-def build_tiny_embedding_bundle(folder: Path, version: str = "0.1", seed: int = 0,
-                                extra: Optional[dict[str, Any]] = None) -> Path:
-    """Write a tiny random-weight Keras embedding model as a TFLite bundle (16-d, L2-normalised) into ``folder``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    inp = keras.Input((32, 32, 3), name="image")
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
-    x = keras.layers.AveragePooling2D(3)(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(16)(x)
-    out = keras.layers.UnitNormalization(name="embedding")(x)
-    tflite = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, out)).convert()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.tflite").write_bytes(tflite)
-    (folder / "MODEL_CARD.md").write_text("# tiny test embedding\nRandom weights; for tests only.\n")
-    manifest = Manifest(name="embedding", task="embedding", version=version, created="2026-01-01",
-                        input=InputSpec(height=32, width=32, color="rgb", value_range=(0.0, 1.0), dtype="float32"),
-                        crop=CropSpec(size=32, margin=0.2, shift_y=0.0),
-                        outputs=(OutputSpec(name="embedding", kind="embedding", tensor="output_0"),),
-                        files={"model.tflite": sha256_file(folder / "model.tflite"),
-                               "MODEL_CARD.md": sha256_file(folder / "MODEL_CARD.md")},
-                        extra=extra or {})
-    (folder / "manifest.yaml").write_text(yaml.safe_dump(manifest_to_dict(manifest), sort_keys=False))
-    load_bundle(folder)  # the bundle passes the same checks as a shipped one
-    return folder
-
+# ---- a real tiny embedding bundle (tests/helpers/tiny_bundles.py: random-weight int8 TFLite) ----------
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
-    build_tiny_embedding_bundle(root / "embedding", extra={"recognition": {"threshold": 0.3}})
+    build_embedding_bundle(root / "embedding", dim=16, threshold=0.3, version="0.1",
+                           crop=CropSpec(size=32, margin=0.2))
+    load_bundle(root / "embedding")  # the bundle passes the same checks as a shipped one
     return root
 
 
 @pytest.fixture(scope="module")
 def new_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The next version of the embedding model: other weights, version 0.2."""
-    return build_tiny_embedding_bundle(tmp_path_factory.mktemp("v2") / "embedding", version="0.2", seed=1)
+    return build_embedding_bundle(tmp_path_factory.mktemp("v2") / "embedding", dim=16, version="0.2", seed=1)
 
 
 def write_config(tmp_path: Path, models_dir: Path, **recognition: Any) -> Path:
@@ -80,20 +52,14 @@ def write_config(tmp_path: Path, models_dir: Path, **recognition: Any) -> Path:
 
 
 def face_edge(*argv: str) -> int:
-    """Run a face-edge sub-command through its own register() as cli.main does (FaceEdgeError -> exit code)."""
-    from edge.commands import enroll as enroll_cmd
-    from edge.commands import gallery as gallery_cmd
+    """Run ``face-edge ARGV`` in-process through the real CLI (errors: one stderr line and an exit code)."""
+    return main(list(argv))
 
-    parser = argparse.ArgumentParser(prog="face-edge")
-    subs = parser.add_subparsers(dest="command", required=True)
-    enroll_cmd.register(subs)
-    gallery_cmd.register(subs)
-    args = parser.parse_args(list(argv))
-    try:
-        return args.func(args)
-    except FaceEdgeError as exc:
-        print(f"face-edge: error: {exc}")
-        return exc.exit_code
+
+def output(capsys: pytest.CaptureFixture) -> str:
+    """Return what the command printed on stdout and stderr."""
+    captured = capsys.readouterr()
+    return captured.out + captured.err
 
 
 def person_folder(tmp_path: Path, person: str) -> Path:
@@ -145,7 +111,7 @@ def test_enroll_from_folder_skips_blank_and_group_photos_naming_them(tmp_path: P
     (folder / "broken.jpg").write_bytes(b"not really a jpeg")  # an image name that does not decode
     config = write_config(tmp_path, models_dir)
     assert face_edge("enroll", "obama", "--from", str(folder), "--config", str(config)) == 0
-    out = capsys.readouterr().out
+    out = output(capsys)
     assert f"skipped {folder / 'blank.png'}: no face found" in out
     assert f"skipped {folder / 'two_people.jpg'}: 2 faces found" in out
     assert f"skipped {folder / 'broken.jpg'}: not a readable image" in out
@@ -176,7 +142,7 @@ def test_names_with_path_characters_are_refused_before_anything_is_written(tmp_p
                                                                            capsys: pytest.CaptureFixture) -> None:
     config = write_config(tmp_path, models_dir)
     assert face_edge("enroll", bad, "--from", str(tmp_path), "--config", str(config)) == 2
-    assert "name" in capsys.readouterr().out
+    assert "name" in output(capsys)
     assert not (tmp_path / "gallery").exists()
 
 
@@ -187,7 +153,7 @@ def test_nothing_usable_is_an_error_and_the_gallery_is_unchanged(tmp_path: Path,
     cv2.imwrite(str(folder / "blank.jpg"), np.zeros((200, 200, 3), np.uint8))
     config = write_config(tmp_path, models_dir)
     assert face_edge("enroll", "nobody", "--from", str(folder), "--config", str(config)) == 2
-    out = capsys.readouterr().out
+    out = output(capsys)
     assert "no usable face to enroll 'nobody'" in out and "blank.jpg" in out
     assert not (tmp_path / "gallery" / "gallery.npz").exists()
 
@@ -217,7 +183,7 @@ def test_camera_enrollment_from_a_clip_standing_in_for_the_camera(tmp_path: Path
     config = write_config(tmp_path, models_dir)
     assert face_edge("enroll", "rose", "--camera", "--source", str(clip), "--count", "4",
                      "--config", str(config)) == 0
-    out = capsys.readouterr().out
+    out = output(capsys)
     assert "enrolled rose: 4 new samples" in out
     assert "skipped" in out and "no face found" in out  # the blank frames were looked at and refused
     gallery = Gallery.load(tmp_path / "gallery" / "gallery.npz", "embedding", "0.1")
@@ -247,15 +213,15 @@ def test_gallery_list_remove_export_import(tmp_path: Path, models_dir: Path, cap
         assert face_edge("enroll", person, "--from", str(person_folder(tmp_path, person)),
                          "--config", str(config)) == 0
     capsys.readouterr()
-    assert face_edge("gallery", "--config", str(config), "list") == 0
-    out = capsys.readouterr().out
+    assert face_edge("gallery", "list", "--config", str(config)) == 0
+    out = output(capsys)
     assert "model embedding v0.1, 2 people" in out and "obama\t2 samples" in out and "biden\t2 samples" in out
     assert "unknown above cosine distance" in out
 
     backup = tmp_path / "backup" / "people.npz"
-    assert face_edge("gallery", "--config", str(config), "export", str(backup)) == 0
+    assert face_edge("gallery", "export", str(backup), "--config", str(config)) == 0
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
-    assert face_edge("gallery", "--config", str(config), "remove", "biden") == 0
+    assert face_edge("gallery", "remove", "biden", "--config", str(config)) == 0
     gallery_file = tmp_path / "gallery" / "gallery.npz"
     assert Gallery.read(gallery_file).names() == ["obama"]
 
@@ -264,14 +230,14 @@ def test_gallery_list_remove_export_import(tmp_path: Path, models_dir: Path, cap
     corrupt.write_bytes(backup.read_bytes()[:300])
     before = gallery_file.read_bytes()
     capsys.readouterr()
-    assert face_edge("gallery", "--config", str(config), "import", str(corrupt)) == 2
-    assert "corrupt" in capsys.readouterr().out
+    assert face_edge("gallery", "import", str(corrupt), "--config", str(config)) == 2
+    assert "corrupt" in output(capsys)
     assert gallery_file.read_bytes() == before
 
-    assert face_edge("gallery", "--config", str(config), "import", str(backup)) == 2  # obama is in both
-    assert face_edge("gallery", "--config", str(config), "import", str(backup), "--replace") == 0
+    assert face_edge("gallery", "import", str(backup), "--config", str(config)) == 2  # obama is in both
+    assert face_edge("gallery", "import", str(backup), "--config", str(config), "--replace") == 0
     assert sorted(Gallery.read(gallery_file).names()) == ["biden", "obama"]
-    assert face_edge("gallery", "--config", str(config), "remove", "carol") == 2
+    assert face_edge("gallery", "remove", "carol", "--config", str(config)) == 2
 
 
 def test_model_change_asks_to_re_enroll_or_reembeds_kept_photos(tmp_path: Path, models_dir: Path, new_model: Path,
@@ -285,11 +251,11 @@ def test_model_change_asks_to_re_enroll_or_reembeds_kept_photos(tmp_path: Path, 
         capsys.readouterr()
         status = face_edge("enroll", "kit", "--from", str(folder), "--config", str(config),
                            "--bundle", str(new_model))
-        out = capsys.readouterr().out
+        out = output(capsys)
         assert status == 2
         assert ("face-edge gallery reembed" in out) if keep else ("re-enroll everyone" in out)
         if keep:
-            assert face_edge("gallery", "--config", str(config), "reembed", "--bundle", str(new_model)) == 0
+            assert face_edge("gallery", "reembed", "--bundle", str(new_model), "--config", str(config)) == 0
             gallery = Gallery.load(work / "gallery" / "gallery.npz", "embedding", "0.2")
             settings = settings_from_dict({"models": {"dir": str(new_model.parent)}})
             enroller = make_enroller(settings, load_bundle(new_model))

@@ -5,12 +5,11 @@ import argparse
 import dataclasses
 from typing import Union
 
-from ..config import load_settings
 from ..enroll import (MIN_SHARPNESS, EnrollResult, Sample, Skipped, add_to_gallery, embedding_bundle,
                       frames_from, make_enroller)
 from ..gallery import Gallery, check_name, model_threshold
-from ..push import device_config_path
 from ..sources import open_source
+from . import add_config_options, load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bundle", metavar="DIR", help="embedding bundle folder (default: the configured one)")
     p.add_argument("--min-sharpness", type=float, default=MIN_SHARPNESS,
                    help=f"variance-of-Laplacian floor for a face (default {MIN_SHARPNESS:.0f})")
-    p.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
-                   help="edge.yaml (default: $FACE_EDGE_CONFIG, else /etc/face-edge/edge.yaml when present)")
+    add_config_options(p)
     p.set_defaults(func=run)
 
 
@@ -47,7 +45,7 @@ def _show(item: Union[Sample, Skipped]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Enroll NAME; print one line per photo or frame and a summary; return 0 (errors raise FaceEdgeError)."""
     name = check_name(args.name)
-    settings = load_settings(device_config_path(getattr(args, "config", None)))
+    settings = load_config(args)
     bundle = embedding_bundle(settings, args.bundle)
     manifest = bundle.manifest
     # Load first: a corrupt gallery or one from another model is refused before any work.

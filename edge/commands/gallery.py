@@ -6,20 +6,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..bundle import Manifest
-from ..config import Settings, load_settings
+from ..config import Settings
 from ..errors import FaceEdgeError, GalleryError
 from ..gallery import Gallery, model_threshold, write_atomic
-from ..push import device_config_path
+from . import add_config_options, load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``gallery`` sub-command and its actions."""
     p = subparsers.add_parser("gallery", help="list, remove, export, import or re-embed enrolled people",
                               description="Manage the gallery of enrolled people (recognition.gallery).")
-    p.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
-                   help="edge.yaml (default: $FACE_EDGE_CONFIG, else /etc/face-edge/edge.yaml when present)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="show the enrolled people, the model and the unknown threshold")
+    ls = actions.add_parser("list", help="show the enrolled people, the model and the unknown threshold")
     rm = actions.add_parser("remove", help="remove a person")
     rm.add_argument("name", metavar="NAME")
     ex = actions.add_parser("export", help="copy the gallery to FILE (mode 0600; it holds biometric data)")
@@ -30,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rb = actions.add_parser("reembed", help="re-embed kept photos with the current embedding model "
                                             "(only when recognition.keep_photos was on)")
     rb.add_argument("--bundle", metavar="DIR", help="embedding bundle folder (default: the configured one)")
+    for action in (ls, rm, ex, im, rb):
+        add_config_options(action)
     p.set_defaults(func=run)
 
 
@@ -45,7 +45,7 @@ def _configured_manifest(settings: Settings) -> Optional[Manifest]:
 
 def run(args: argparse.Namespace) -> int:
     """Run one gallery action; print what was done; return 0 (errors raise FaceEdgeError)."""
-    settings = load_settings(device_config_path(getattr(args, "config", None)))
+    settings = load_config(args)
     path = Path(settings.recognition.gallery)
     action: Any = {"list": _list, "remove": _remove, "export": _export, "import": _import,
                    "reembed": _reembed}[args.action]
