@@ -263,3 +263,39 @@ def test_model_change_asks_to_re_enroll_or_reembeds_kept_photos(tmp_path: Path, 
             assert isinstance(probe, Sample)
             # Re-embedding from the kept wide crop gives (nearly) what the new model sees live.
             assert gallery.match(probe.vector).distance < 0.02
+
+
+# ---- the live pipeline names people from this gallery ----------------------------------------
+
+def run_pipeline_on(tmp_path: Path, models_dir: Path, photo: Path, **recognition: Any) -> list[Any]:
+    """Run the real Pipeline over 8 copies of ``photo`` and return every face summary it produced."""
+    from edge.pipeline import Pipeline
+    from edge.sources import ImageFolder
+
+    frames = tmp_path / f"frames_{photo.stem}"
+    frames.mkdir(exist_ok=True)
+    for i in range(8):
+        shutil.copy(photo, frames / f"{i:02d}{photo.suffix}")
+    settings = settings_from_dict({
+        "models": {"dir": str(models_dir), "bundles": ["embedding"]},
+        "tracker": {"refresh_every": 1, "vote_window": 5, "vote_min": 3},
+        "recognition": {"gallery": str(tmp_path / "gallery" / "gallery.npz"), **recognition}})
+    pipeline = Pipeline(settings, source=ImageFolder(frames, loop=False, realtime=False))
+    seen: list[Any] = []
+    pipeline.on_frame.append(lambda p, _i: seen.extend(p.summary(t) for t in p.tracker.visible()))
+    pipeline.run(max_frames=8)
+    return seen
+
+
+def test_the_pipeline_shows_enrolled_names_and_distances(tmp_path: Path, models_dir: Path) -> None:
+    folder = person_folder(tmp_path, "obama")
+    config = write_config(tmp_path, models_dir)
+    assert face_edge("enroll", "obama", "--from", str(folder), "--config", str(config)) == 0
+    seen = run_pipeline_on(tmp_path, models_dir, folder / "obama.jpg")
+    named = [s for s in seen if s.name == "obama"]
+    # The vote needs 3 looks before the name shows; after that every frame names him.
+    assert len(named) >= 5 and all(s.distance is not None and s.distance < 0.3 for s in named)
+    assert seen[0].recognised and seen[0].name is None  # one look is not enough to show a name
+    # recognition.threshold in the config overrides the gallery's: with a tiny one he is unknown.
+    unknown = run_pipeline_on(tmp_path, models_dir, folder / "obama.jpg", threshold=1e-9)
+    assert unknown and all(s.recognised and s.name is None for s in unknown)
