@@ -40,7 +40,10 @@ class HaarDetector:
     def __init__(self, cascade: str = "frontal_default", downscale: float = 0.5, min_size: int = 40,
                  scale_factor: float = 1.1, min_neighbors: int = 5):
         path = cascade_path(cascade)
-        self.classifier = cv2.CascadeClassifier(str(path))
+        try:
+            self.classifier = cv2.CascadeClassifier(str(path))
+        except (cv2.error, SystemError):  # a malformed .xml makes OpenCV raise instead of returning empty
+            raise ConfigError(f"detector.cascade: {path} is not a valid cascade file") from None
         if self.classifier.empty():
             raise ConfigError(f"detector.cascade: {path} is not a valid cascade file")
         self.cascade = cascade

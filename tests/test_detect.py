@@ -1,0 +1,93 @@
+"""Haar detection on real frames: the shipped demo clip and the shared Hamilton clip."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.detect import CASCADES, HaarDetector, cascade_path, detect_faces
+from edge.errors import ConfigError
+from edge.sources import DEMO_CLIP
+from edge.track import iou
+
+
+def _frames(path, every: int = 1, limit: int = 1000) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    i = 0
+    while len(frames) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i % every == 0:
+            frames.append(frame)
+        i += 1
+    cap.release()
+    return frames
+
+
+def test_demo_clip_has_a_face_in_most_frames():
+    frames = _frames(DEMO_CLIP, every=5)
+    detector = HaarDetector()
+    found = [len(detector.detect(f)) for f in frames]
+    assert len(frames) == 30
+    assert sum(n >= 1 for n in found) >= 0.9 * len(frames)
+    assert sum(n == 2 for n in found) >= 5          # the second face from 3 s to 7.5 s
+
+
+def test_hamilton_clip_faces(hamilton_clip):
+    frames = _frames(hamilton_clip, every=10, limit=12)
+    detector = HaarDetector(downscale=1.0, min_size=30)
+    found = [detector.detect(f) for f in frames]
+    assert sum(bool(b) for b in found) >= len(frames) // 2
+    h, w = frames[0].shape[:2]
+    for boxes in found:
+        for x, y, bw, bh in boxes:
+            assert 0 <= x and 0 <= y and x + bw <= w + 1 and y + bh <= h + 1
+
+
+def test_downscaled_boxes_are_scaled_back_to_the_frame():
+    frame = _frames(DEMO_CLIP, limit=1)[0]
+    full = HaarDetector(downscale=1.0).detect(frame)
+    half = HaarDetector(downscale=0.5).detect(frame)
+    assert full and half
+    assert iou(full[0], half[0]) > 0.6
+
+
+def test_largest_face_first():
+    frames = _frames(DEMO_CLIP, every=5)
+    detector = HaarDetector()
+    for frame in frames:
+        boxes = detector.detect(frame)
+        areas = [w * h for _, _, w, h in boxes]
+        assert areas == sorted(areas, reverse=True)
+
+
+@pytest.mark.parametrize("name", sorted(CASCADES))
+def test_every_named_cascade_loads_and_finds_the_demo_face(name):
+    frame = _frames(DEMO_CLIP, limit=1)[0]
+    assert cascade_path(name).is_file()
+    assert HaarDetector(name, downscale=1.0).detect(frame)
+
+
+def test_bad_cascade_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="detector.cascade"):
+        HaarDetector("haar_of_my_dreams")
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<opencv_storage></opencv_storage>")
+    with pytest.raises(ConfigError, match="not a valid cascade"):
+        HaarDetector(str(bad))
+
+
+def test_empty_and_blank_frames():
+    detector = HaarDetector()
+    assert detector.detect(np.empty((0, 0, 3), np.uint8)) == []
+    assert detector.detect(np.zeros((480, 640, 3), np.uint8)) == []
+    assert detect_faces(np.zeros((100, 100, 3), np.uint8)) == []
+
+
+def test_grey_input_gives_the_same_boxes():
+    frame = _frames(DEMO_CLIP, limit=1)[0]
+    detector = HaarDetector()
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    assert detector.detect(frame) == detector.detect(grey)
