@@ -155,6 +155,11 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / norms
 
 
+def people_count(n: int) -> str:
+    """Return "1 person" / "n people"."""
+    return "1 person" if n == 1 else f"{n} people"
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -457,7 +462,7 @@ def write_atomic(path: Path, data: bytes, check: Optional[Any] = None) -> None:
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # new folders only: who is enrolled is private
     except OSError as exc:
         raise GalleryError(f"gallery folder {path.parent}: cannot create ({exc.strerror or exc})") from None
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))

@@ -7,7 +7,7 @@ from typing import Union
 
 from ..enroll import (MIN_SHARPNESS, EnrollResult, Sample, Skipped, add_to_gallery, embedding_bundle,
                       frames_from, make_enroller)
-from ..gallery import Gallery, check_name, model_threshold
+from ..gallery import Gallery, check_name, model_threshold, people_count
 from ..sources import open_source
 from . import add_config_options, load_config
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     path = gallery.save()
     threshold, origin = gallery.threshold_and_source()
     print(f"enrolled {name}: {len(result.samples)} new samples ({total} in all, {len(result.skipped)} skipped) "
-          f"in {path}; {len(gallery)} people; unknown above cosine distance {threshold:.3f} ({origin})")
+          f"in {path}; {people_count(len(gallery))}; unknown above cosine distance {threshold:.3f} ({origin})")
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from ..bundle import Manifest
 from ..config import Settings
 from ..errors import FaceEdgeError, GalleryError
-from ..gallery import Gallery, model_threshold, write_atomic
+from ..gallery import Gallery, model_threshold, people_count, write_atomic
 from . import add_config_options, load_config
 
 
@@ -63,7 +63,7 @@ def _list(args: argparse.Namespace, settings: Settings, path: Path) -> int:
         gallery.model_threshold = model_threshold(manifest)
     threshold, origin = gallery.threshold_and_source()
     photos = ", photos kept" if gallery.has_photos else ""
-    print(f"{path}: model {gallery.model_name} v{gallery.model_version}, {len(gallery)} people{photos}; "
+    print(f"{path}: model {gallery.model_name} v{gallery.model_version}, {people_count(len(gallery))}{photos}; "
           f"unknown above cosine distance {threshold:.3f} ({origin})")
     if manifest is not None and (manifest.name, manifest.version) != (gallery.model_name, gallery.model_version):
         print(f"warning: the configured embedding model is {manifest.name} v{manifest.version}; "
@@ -77,14 +77,14 @@ def _remove(args: argparse.Namespace, settings: Settings, path: Path) -> int:
     gallery = Gallery.read(path)
     dropped = gallery.remove(args.name)
     gallery.save(path)
-    print(f"removed {args.name.strip()} ({dropped} samples) from {path}; {len(gallery)} people left")
+    print(f"removed {args.name.strip()} ({dropped} samples) from {path}; {people_count(len(gallery))} left")
     return 0
 
 
 def _export(args: argparse.Namespace, settings: Settings, path: Path) -> int:
     gallery = Gallery.read(path)   # refuses a corrupt gallery rather than exporting it
     write_atomic(Path(args.file), gallery.to_bytes(), check=Gallery.from_bytes)
-    print(f"exported {len(gallery)} people to {args.file} (mode 0600: it holds biometric data)")
+    print(f"exported {people_count(len(gallery))} to {args.file} (mode 0600: it holds biometric data)")
     return 0
 
 
@@ -100,7 +100,7 @@ def _import(args: argparse.Namespace, settings: Settings, path: Path) -> int:
                            f"the configured embedding model is {manifest.name} v{manifest.version}: re-enroll instead")
     names = gallery.merge(incoming, replace=args.replace)
     gallery.save(path)
-    print(f"imported {len(names)} people ({', '.join(names)}) into {path}; {len(gallery)} people")
+    print(f"imported {people_count(len(names))} ({', '.join(names)}) into {path}; {people_count(len(gallery))}")
     return 0
 
 
@@ -112,6 +112,6 @@ def _reembed(args: argparse.Namespace, settings: Settings, path: Path) -> int:
     before = f"{gallery.model_name} v{gallery.model_version}"
     count = reembed_gallery(gallery, make_enroller(settings, bundle))
     gallery.save(path)
-    print(f"re-embedded {count} photos of {len(gallery)} people: model {before} -> "
+    print(f"re-embedded {count} photos of {people_count(len(gallery))}: model {before} -> "
           f"{bundle.manifest.name} v{bundle.manifest.version}")
     return 0
