@@ -50,6 +50,7 @@ DEFAULT_DEVICE_CONFIG = "/etc/face-edge/edge.yaml"
 # because int8 kernels may round differently on the Pi's CPU than on the desktop.
 GOLDEN_ATOL = 0.02
 GOLDEN_MIN_COSINE = 0.98
+SPACE_RESERVE = 64 * 1024  # bytes kept free beyond the bundle's size (directory blocks, the symlinks)
 
 
 class PushError(FaceEdgeError):
@@ -345,14 +346,29 @@ def _copy_into(staged: Path, tmp: Path, models_root: Path) -> None:
         if staged.stat().st_dev == tmp.parent.stat().st_dev:
             os.rename(staged, tmp)
         else:
-            shutil.copytree(staged, tmp, symlinks=False)
+            _copy_files(staged, tmp)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             free = shutil.disk_usage(models_root).free
-            raise InstallError(f"no space left on the device under {models_root} ({free // 1024} KiB free): "
-                               "remove old bundles or free space, nothing was changed") from None
+            raise InstallError(f"no space left on the device under {models_root} ({free // 1024} KiB or no inodes "
+                               "free): remove old bundles or free space; nothing was changed") from None
         raise InstallError(f"cannot copy the bundle into {tmp.parent}: {exc.strerror or exc}") from None
+
+
+def _copy_files(src: Path, dest: Path) -> None:
+    """Copy the regular files under ``src`` to ``dest`` (symlinks are not followed); OSError on the first failure."""
+    dest.mkdir()
+    for path in sorted(src.rglob("*")):
+        target = dest / path.relative_to(src)
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            target.mkdir()
+        else:
+            shutil.copyfile(path, target)
+            with open(target, "rb+") as fh:
+                os.fsync(fh.fileno())
 
 
 def install_bundle(staged: str | os.PathLike[str], settings: Any, timeout: float = 60.0,
@@ -373,6 +389,9 @@ def install_bundle(staged: str | os.PathLike[str], settings: Any, timeout: float
 def _install(staged: Path, settings: Any, timeout: float) -> InstallResult:
     key = _public_key(settings)
     bundle = load_bundle(staged, key)
+    links = [p.name for p in staged.rglob("*") if p.is_symlink()]
+    if links:
+        raise BundleError(f"bundle {bundle.name}: contains symlinks ({', '.join(links[:3])}): refusing")
     name, version = _safe(bundle.name, "bundle name"), _safe(bundle.manifest.version, "bundle version")
     store = ModelStore(settings.models.dir)
     store.root.mkdir(parents=True, exist_ok=True)
@@ -395,9 +414,10 @@ def _install(staged: Path, settings: Any, timeout: float) -> InstallResult:
         need = _tree_size(staged)
         same_fs = staged.stat().st_dev == store.versions.stat().st_dev
         free = shutil.disk_usage(store.versions).free
-        if not same_fs and not dest.exists() and free < need + (1 << 20):
+        if not same_fs and not dest.exists() and free < need + SPACE_RESERVE:
             raise InstallError(f"no space left on the device under {store.root}: {name} {version} needs "
-                               f"{need // 1024} KiB + 1 MiB reserve, {free // 1024} KiB free; nothing was changed")
+                               f"{need // 1024} KiB (+{SPACE_RESERVE // 1024} KiB reserve), {free // 1024} KiB free; "
+                               "nothing was changed")
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists():
             tmp = dest.parent / f".incoming-{version}-{os.getpid()}"

@@ -4,11 +4,11 @@
 callbacks. From the frame loop it sends ``READY=1`` after the first frame, ``WATCHDOG=1``
 pings (so a stuck camera or loop stops pinging and systemd restarts the unit) and a
 ``STATUS=`` line. SIGHUP (``systemctl reload face-edge``) and the control socket ask for
-a hot reload, which runs between two frames on the loop's own thread: the pipeline loads
-the new bundles beside the old ones and swaps them; the camera stays open. After a reload
-each reloaded model is run on its bundle's golden faces, so "healthy" means the model that
-now answers frames reproduces the outputs recorded at conversion. SIGTERM stops the loop
-cleanly.
+a hot reload: a worker thread has the pipeline load the new bundles beside the old ones
+(the loop keeps running meanwhile), the loop swaps them in between two frames, and then, on
+the loop's own thread, each reloaded model is run on its bundle's golden faces. So
+"healthy" means the model that now answers frames reproduces the outputs recorded at
+conversion. The camera stays open throughout. SIGTERM stops the loop cleanly.
 
 sd_notify is written here over the NOTIFY_SOCKET unix datagram socket (no dependency).
 
@@ -90,6 +90,16 @@ class _ReloadRequest:
     result: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _SwapCheck:
+    """Run on the loop's thread once the reloaded models are swapped in."""
+
+    names: Optional[list[str]]
+    done: threading.Event = field(default_factory=threading.Event)
+    models: dict[str, str] = field(default_factory=dict)
+    golden: dict[str, Any] = field(default_factory=dict)
+
+
 class Service:
     """The systemd side of one running pipeline (see the module docstring)."""
 
@@ -106,6 +116,8 @@ class Service:
         self.reloads = 0
         self.last_reload: dict[str, Any] = {}
         self._requests: "queue.Queue[_ReloadRequest]" = queue.Queue()
+        self._checks: "queue.Queue[_SwapCheck]" = queue.Queue()
+        self._worker: Optional[threading.Thread] = None
         self._interval = watchdog_interval() if watchdog else None
         self._last_ping = 0.0
         self._last_status = 0.0
@@ -122,6 +134,8 @@ class Service:
         if threading.current_thread() is threading.main_thread():
             for sig, handler in ((signal.SIGHUP, self._on_sighup), (signal.SIGTERM, self._on_sigterm)):
                 self._old_handlers[sig] = signal.signal(sig, handler)
+        self._worker = threading.Thread(target=self._reload_worker, name="face-edge-reload", daemon=True)
+        self._worker.start()
         if self.control_socket:
             self._open_control_socket(self.control_socket)
         return self
@@ -146,18 +160,21 @@ class Service:
                         os.unlink(self.control_socket)
                     except OSError:
                         pass
-        if self._server_thread is not None:
-            self._server_thread.join(timeout=2)
+        for thread in (self._server_thread, self._worker):
+            if thread is not None:
+                thread.join(timeout=2)
         if self.on_frame in getattr(self.pipeline, "on_frame", []):
             self.pipeline.on_frame.remove(self.on_frame)
         # Anyone still waiting for a reload gets an answer rather than a timeout.
-        while True:
-            try:
-                req = self._requests.get_nowait()
-            except queue.Empty:
-                break
-            req.result = {"ok": False, "errors": ["face-edge is stopping"]}
-            req.done.set()
+        for pending in (self._requests, self._checks):
+            while True:
+                try:
+                    item = pending.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _ReloadRequest):
+                    item.result = {"ok": False, "errors": ["face-edge is stopping"]}
+                item.done.set()
 
     # --- signals (keep handlers tiny: they run between bytecodes of the main thread) --------
     def _on_sighup(self, signum: int, frame: Any) -> None:
@@ -186,30 +203,49 @@ class Service:
         if now - self._last_status >= STATUS_EVERY_S:
             notify(f"STATUS={self.status_line()}", self.notify_socket)
             self._last_status = now
-        while True:
+        # The pipeline swaps reloaded models in at the start of a frame: once nothing is pending,
+        # the models answering frames are the new ones, and this is their thread.
+        if getattr(pipeline, "_pending", None) is None:
+            while True:
+                try:
+                    check = self._checks.get_nowait()
+                except queue.Empty:
+                    break
+                models = loaded_models(pipeline)
+                check.models = {n: str(m.manifest.version) for n, m in models.items()}
+                for name in (check.names if check.names is not None else list(models)):
+                    if name in models:
+                        check.golden[name] = self._check_golden(models[name])
+                check.done.set()
+
+    def _reload_worker(self) -> None:
+        while not self._closing.is_set():
             try:
-                req = self._requests.get_nowait()
+                req = self._requests.get(timeout=0.5)
             except queue.Empty:
-                break
+                continue
             req.result = self._reload(req.names)
             req.done.set()
 
     def _reload(self, names: Optional[list[str]]) -> dict[str, Any]:
         notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}", self.notify_socket)
         started = time.monotonic()
+        settings = getattr(self.pipeline, "settings", None)
+        if names is not None and settings is not None:  # a bundle the config does not run stays unloaded
+            names = [n for n in names if n in settings.models.bundles]
         try:
             errors = [str(e) for e in (self.pipeline.reload_models(names) or [])]
         except Exception as exc:  # a reload must never take the running loop down
             errors = [f"reload failed: {type(exc).__name__}: {exc}"]
-        models = loaded_models(self.pipeline)
-        golden: dict[str, Any] = {}
-        for name in (names if names is not None else list(models)):
-            if name in models:
-                golden[name] = self._check_golden(models[name])
+        check = _SwapCheck(names)
+        self._checks.put(check)
+        if not check.done.wait(RELOAD_WAIT_S):
+            errors.append(f"the frame loop did not swap the reloaded models in within {RELOAD_WAIT_S:g} s")
+        golden = check.golden
         bad = [f"{n}: golden check failed ({g['detail']})" for n, g in golden.items() if g["ok"] is False]
         self.reloads += 1
         result = {"ok": not errors and not bad, "errors": errors + bad,
-                  "models": {n: str(m.manifest.version) for n, m in models.items()},
+                  "models": check.models or model_versions(self.pipeline),
                   "golden": golden, "frame": self.frame,
                   "seconds": round(time.monotonic() - started, 3)}
         self.last_reload = {k: result[k] for k in ("ok", "errors", "models", "frame")}
@@ -242,7 +278,7 @@ class Service:
                 "reloads": self.reloads, "last_reload": self.last_reload}
 
     def request_reload(self, names: Optional[list[str]] = None, timeout: float = RELOAD_WAIT_S) -> dict[str, Any]:
-        """Queue a reload for the frame loop and return its result (or a timeout error)."""
+        """Queue a reload and return its result once the loop runs the reloaded models (or a timeout error)."""
         req = _ReloadRequest(names=names)
         self._requests.put(req)
         if not req.done.wait(timeout):
