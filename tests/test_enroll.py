@@ -299,3 +299,53 @@ def test_the_pipeline_shows_enrolled_names_and_distances(tmp_path: Path, models_
     # recognition.threshold in the config overrides the gallery's: with a tiny one he is unknown.
     unknown = run_pipeline_on(tmp_path, models_dir, folder / "obama.jpg", threshold=1e-9)
     assert unknown and all(s.recognised and s.name is None for s in unknown)
+
+
+# ---- the shipped embedding model on the face_recognition examples --------------------------
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "embedding"
+KNN_TEST_TRUTH = {  # test photo -> the enrolled people in it (upstream's knn example)
+    "alex_lacamoire1.jpg": {"alex_lacamoire"},
+    "johnsnow_test1.jpg": {"kit_harington"},
+    "obama1.jpg": {"obama"},
+    "kit_with_rose.jpg": {"kit_harington", "rose_leslie"},
+    "obama_and_biden.jpg": {"obama", "biden"},
+}
+
+
+def test_shipped_model_enrolls_knn_train_people_and_names_the_test_photos(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    if not (SHIPPED / "manifest.yaml").is_file():
+        pytest.skip("models/embedding is not built yet")
+    train = shared_path(*KNN, "train")
+    test = shared_path(*KNN, "test")
+    config = tmp_path / "edge.yaml"
+    config.write_text(yaml.safe_dump({"models": {"dir": str(SHIPPED.parent), "bundles": ["embedding"]},
+                                      "recognition": {"gallery": str(tmp_path / "gallery.npz")}}))
+    for person in sorted(p.name for p in train.iterdir() if p.is_dir()):
+        assert face_edge("enroll", person, "--from", str(train / person), "--config", str(config)) == 0
+    settings = settings_from_dict(yaml.safe_load(config.read_text()))
+    bundle = embedding_bundle(settings)
+    enroller = make_enroller(settings, bundle)
+    from edge.gallery import open_gallery
+    gallery = open_gallery(settings.recognition, bundle.manifest)
+    assert len(gallery) == 5
+    from edge.crop import crop_face
+
+    def names_in(path: Path) -> list[Any]:
+        frame = cv2.imread(str(path))
+        return [gallery.match(enroller.embed_crop(crop_face(frame, box, bundle.manifest.crop)))
+                for box in enroller.checker.faces(frame)]
+
+    report = []
+    for photo, truth in KNN_TEST_TRUTH.items():
+        matches = names_in(test / photo)
+        report.append(f"{photo}: " + ", ".join(f"{m.name or 'unknown'} ({m.nearest} {m.distance:.3f})"
+                                               for m in matches))
+        assert {m.name for m in matches} == truth, report[-1]
+    # Lin-Manuel Miranda is not enrolled: he must come out unknown.
+    stranger = names_in(shared_path("data", "face_recognition_examples", "lin-manuel-miranda.png"))
+    report.append(f"lin-manuel-miranda.png: {stranger}")
+    with capsys.disabled():
+        print(f"\nthreshold {gallery.threshold_and_source()}\n" + "\n".join(report))
+    assert [m.name for m in stranger] == [None], report[-1]
