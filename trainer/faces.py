@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge.crop import CropSpec, crop_face, whole_image_box
+from edge.crop import Box, CropSpec, crop_face, whole_image_box
 from edge.detect import HaarDetector
 
 DEFAULT_CACHE = Path(os.environ.get("FACE_EDGE_CACHE", "/work/cache"))
@@ -70,8 +70,12 @@ class FaceCropper:
             _DETECTORS[self.key()] = cached
         return cached
 
-    def crop(self, bgr: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Return (RGB uint8 crop, detected) for a BGR (or grey) image."""
+    def crop(self, bgr: np.ndarray, hint: Optional[Box] = None) -> tuple[np.ndarray, bool]:
+        """Return (RGB uint8 crop, detected) for a BGR (or grey) image.
+
+        ``hint`` is an annotated face box (x, y, w, h) for images with several faces: the Haar
+        box overlapping it most (IoU >= 0.3) is used, else the hint itself (not "detected").
+        """
         if bgr.ndim == 2:
             bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
         frame = bgr
@@ -80,7 +84,16 @@ class FaceCropper:
             py, px = int(round(h * self.pad)), int(round(w * self.pad))
             frame = cv2.copyMakeBorder(bgr, py, py, px, px, cv2.BORDER_REPLICATE)
         boxes = self._detector().detect(frame)
-        if boxes:
+        if hint is not None:
+            off = (int(round(bgr.shape[1] * self.pad)), int(round(bgr.shape[0] * self.pad))) if self.pad > 0 else (0, 0)
+            hint_box = (hint[0] + off[0], hint[1] + off[1], hint[2], hint[3])
+            scored = [(box_iou(b, hint_box), b) for b in boxes]
+            best = max(scored, default=(0.0, None), key=lambda t: t[0])
+            if best[1] is not None and best[0] >= 0.3:
+                box, detected = best[1], True
+            else:
+                box, detected = hint_box, False
+        elif boxes:
             box, detected = boxes[0], True
         else:
             # The fallback uses the unpadded image so the framing matches an aligned face.
@@ -91,6 +104,15 @@ class FaceCropper:
 
 
 _DETECTORS: dict[str, HaarDetector] = {}
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Return the intersection-over-union of two (x, y, w, h) boxes."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
 
 
 def read_image(path: str | Path) -> Optional[np.ndarray]:
@@ -105,14 +127,17 @@ def read_image(path: str | Path) -> Optional[np.ndarray]:
     return img if img is not None and img.size else None
 
 
-def crop_images(paths: Sequence[str | Path], cropper: FaceCropper,
-                progress: bool = True) -> tuple[np.ndarray, np.ndarray, CropStats]:
+def crop_images(paths: Sequence[str | Path], cropper: FaceCropper, progress: bool = True,
+                out: Optional[np.ndarray] = None,
+                hints: Optional[Sequence[Optional[Box]]] = None) -> tuple[np.ndarray, np.ndarray, CropStats]:
     """Return (crops N x S x S x 3 RGB uint8, ok mask N bool, stats) for image files.
 
     Unreadable or corrupt images get an all-zero crop, ``ok=False``, and are counted.
+    ``out`` (e.g. a .npy memmap) receives the crops instead of a new array; ``hints`` are
+    annotated face boxes that pick among Haar boxes (see :meth:`FaceCropper.crop`).
     """
     size = cropper.spec.size
-    crops = np.zeros((len(paths), size, size, 3), np.uint8)
+    crops = out if out is not None else np.zeros((len(paths), size, size, 3), np.uint8)
     ok = np.zeros(len(paths), bool)
     stats = CropStats(total=len(paths))
     for i, path in enumerate(tqdm(paths, desc="face crops", disable=not progress, mininterval=2)):
@@ -121,7 +146,7 @@ def crop_images(paths: Sequence[str | Path], cropper: FaceCropper,
             stats.corrupt += 1
             stats.corrupt_files.append(str(path))
             continue
-        crops[i], detected = cropper.crop(img)
+        crops[i], detected = cropper.crop(img, hints[i] if hints is not None else None)
         ok[i] = True
         stats.detected += int(detected)
         stats.fallback += int(not detected)
@@ -129,27 +154,35 @@ def crop_images(paths: Sequence[str | Path], cropper: FaceCropper,
 
 
 def cached_face_crops(dataset: str, paths: Sequence[str | Path], cropper: FaceCropper,
-                      cache_dir: Optional[str | Path] = None,
-                      progress: bool = True) -> tuple[np.ndarray, np.ndarray, CropStats]:
+                      cache_dir: Optional[str | Path] = None, progress: bool = True,
+                      hints: Optional[Sequence[Optional[Box]]] = None,
+                      mmap: bool = False) -> tuple[np.ndarray, np.ndarray, CropStats]:
     """Return :func:`crop_images` for ``paths``, reading/writing a .npy cache keyed by data set + crop.
 
-    The key also hashes the list of file names, so a different selection never reuses a cache.
+    The key also hashes the list of file names (and hints), so a different selection never
+    reuses a cache. Crops are written straight into a .npy memmap, so a full-size data set
+    (202,599 CelebA faces) does not need to fit in memory; ``mmap=True`` returns the memmap.
     """
     folder = Path(cache_dir) if cache_dir else DEFAULT_CACHE
-    listing = hashlib.sha1("\n".join(str(p) for p in paths).encode()).hexdigest()[:12]
-    stem = folder / f"{dataset}_{cropper.key()}_{listing}"
-    crops_path, ok_path, stats_path = (stem.with_suffix(".crops.npy"), stem.with_suffix(".ok.npy"),
-                                       stem.with_suffix(".stats.json"))
+    text = "\n".join(str(p) for p in paths) + (repr(list(hints)) if hints is not None else "")
+    listing = hashlib.sha1(text.encode()).hexdigest()[:12]
+    stem = f"{dataset}_{cropper.key()}_{listing}"
+    crops_path, ok_path, stats_path = (folder / f"{stem}.crops.npy", folder / f"{stem}.ok.npy",
+                                       folder / f"{stem}.stats.json")
     if crops_path.is_file() and ok_path.is_file() and stats_path.is_file():
         crops = np.load(crops_path, mmap_mode="r")
         if crops.shape[0] == len(paths):
             stats = CropStats(**json.loads(stats_path.read_text()))
-            return np.asarray(crops), np.load(ok_path), stats
-    crops, ok, stats = crop_images(paths, cropper, progress)
+            return (crops if mmap else np.asarray(crops)), np.load(ok_path), stats
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = crops_path.with_suffix(".tmp.npy")
-    np.save(tmp, crops)
+    tmp = crops_path.with_name(crops_path.name + f".tmp{os.getpid()}.npy")
+    size = cropper.spec.size
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+    crops, ok, stats = crop_images(paths, cropper, progress, out=out, hints=hints)
+    out.flush()
+    del out, crops
     os.replace(tmp, crops_path)
     np.save(ok_path, ok)
     stats_path.write_text(json.dumps(asdict(stats)))
-    return crops, ok, stats
+    crops = np.load(crops_path, mmap_mode="r")
+    return (crops if mmap else np.asarray(crops)), ok, stats
