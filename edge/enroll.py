@@ -284,6 +284,32 @@ def add_to_gallery(gallery: Gallery, name: str, result: EnrollResult, replace: b
     return gallery.add(name, result.vectors(), result.photos())
 
 
+def consistency_warnings(gallery: Gallery, name: str, result: EnrollResult, replace: bool = False) -> list[str]:
+    """Return a warning for each accepted sample that looks like another enrolled person, or unlike
+    every other sample of ``name`` (a mis-filed photo, or someone else stepping in front of the camera)."""
+    if not result.samples:
+        return []
+    threshold = gallery.threshold
+    new = result.vectors()
+    own = gallery.vectors_of(name)
+    if replace or own.shape[1] != new.shape[1]:
+        own = np.zeros((0, new.shape[1]), np.float32)
+    warnings = []
+    for i, sample in enumerate(result.samples):
+        match = gallery.match(sample.vector)
+        if match.name is not None and match.name != name:
+            warnings.append(f"{sample.source} looks like {match.name} (distance {match.distance:.2f}): "
+                            "is it the right person?")
+            continue
+        same = np.concatenate([own, np.delete(new, i, axis=0)]) if len(own) or len(new) > 1 else own
+        if len(same):
+            nearest = float(np.min(1.0 - same @ sample.vector))
+            if nearest > threshold:
+                warnings.append(f"{sample.source} looks unlike the other samples of {name} "
+                                f"(distance {nearest:.2f} > {threshold:.2f}): is it the right person?")
+    return warnings
+
+
 def embedding_bundle(settings: Settings, folder: Optional[str | Path] = None) -> Bundle:
     """Return the verified embedding bundle: ``folder`` when given, else the first configured bundle of task 'embedding'."""
     key = load_public_key(settings.models.public_key) if settings.models.public_key else None

@@ -38,6 +38,7 @@ a crash or a bad write leaves the previous gallery intact.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import io
 import json
@@ -47,7 +48,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
@@ -483,6 +484,27 @@ def write_atomic(path: Path, data: bytes, check: Optional[Any] = None) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def gallery_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` + ".lock" while a command reads, changes and saves the gallery.
+
+    Two enrollments at once would otherwise each save their own copy and one would be lost.
+    """
+    import fcntl
+
+    lock_path = Path(str(path) + ".lock")
+    try:
+        lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(str(lock_path), os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        raise GalleryError(f"gallery {path}: cannot create its lock file ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _fsync_folder(folder: Path) -> None:

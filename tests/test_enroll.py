@@ -349,3 +349,24 @@ def test_shipped_model_enrolls_knn_train_people_and_names_the_test_photos(tmp_pa
     with capsys.disabled():
         print(f"\nthreshold {gallery.threshold_and_source()}\n" + "\n".join(report))
     assert [m.name for m in stranger] == [None], report[-1]
+
+
+def test_warns_about_samples_that_look_like_someone_else_or_unlike_the_rest() -> None:
+    from edge.enroll import EnrollResult, consistency_warnings
+
+    def vec(*axes: float) -> np.ndarray:
+        v = np.zeros(16, np.float32)
+        v[: len(axes)] = axes
+        return v / np.linalg.norm(v)
+
+    gallery = Gallery("embedding", "0.1", model_threshold=0.3)
+    gallery.add("bob", vec(0, 1))
+    gallery.add("carol", vec(0, 0, 1))
+    result = EnrollResult(samples=[Sample("a.jpg", (0, 0, 1, 1), vec(1, 0.1), 100.0),
+                                   Sample("b.jpg", (0, 0, 1, 1), vec(1, 0, 0, 0.1), 100.0),
+                                   Sample("bob.jpg", (0, 0, 1, 1), vec(0.05, 1), 100.0),
+                                   Sample("odd.jpg", (0, 0, 1, 1), vec(0, 0, 0, 0, 1), 100.0)])
+    warnings = consistency_warnings(gallery, "alice", result)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("bob.jpg looks like bob")
+    assert warnings[1].startswith("odd.jpg looks unlike the other samples of alice")

@@ -240,3 +240,29 @@ def test_model_threshold_comes_from_the_manifest_extra_key() -> None:
     assert model_threshold(parse_manifest({**base, "recognition": {"threshold": 0.37}})) == 0.37
     assert model_threshold(parse_manifest(base)) is None
     assert model_threshold(parse_manifest({**base, "recognition": {"threshold": "high"}})) is None
+
+
+def test_the_lock_lets_one_change_at_a_time(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from edge.gallery import gallery_lock
+
+    path = tmp_path / "g" / "gallery.npz"
+    order: list[str] = []
+    inside = threading.Event()
+
+    def second() -> None:
+        inside.wait()
+        with gallery_lock(path):
+            order.append("second in")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with gallery_lock(path):
+        inside.set()
+        time.sleep(0.3)  # the second enrollment is waiting on the lock meanwhile
+        order.append("first out")
+    thread.join(5)
+    assert order == ["first out", "second in"]
+    assert stat.S_IMODE(os.stat(str(path) + ".lock").st_mode) == 0o600

@@ -5,9 +5,9 @@ import argparse
 import dataclasses
 from typing import Union
 
-from ..enroll import (MIN_SHARPNESS, EnrollResult, Sample, Skipped, add_to_gallery, embedding_bundle,
-                      frames_from, make_enroller)
-from ..gallery import Gallery, check_name, model_threshold, people_count
+from ..enroll import (MIN_SHARPNESS, EnrollResult, Sample, Skipped, add_to_gallery, consistency_warnings,
+                      embedding_bundle, frames_from, make_enroller)
+from ..gallery import Gallery, check_name, gallery_lock, model_threshold, people_count
 from ..sources import open_source
 from . import add_config_options, load_config
 
@@ -48,9 +48,13 @@ def run(args: argparse.Namespace) -> int:
     settings = load_config(args)
     bundle = embedding_bundle(settings, args.bundle)
     manifest = bundle.manifest
-    # Load first: a corrupt gallery or one from another model is refused before any work.
-    gallery = Gallery.load(settings.recognition.gallery, manifest.name, manifest.version,
-                           threshold=settings.recognition.threshold, model_threshold=model_threshold(manifest))
+    rec = settings.recognition
+
+    def load() -> Gallery:
+        return Gallery.load(rec.gallery, manifest.name, manifest.version, threshold=rec.threshold,
+                            model_threshold=model_threshold(manifest))
+
+    load()  # a corrupt gallery or one from another model is refused before any work
     enroller = make_enroller(settings, bundle, args.min_sharpness)
     if args.from_dir:
         result = enroller.from_folder(args.from_dir)
@@ -68,8 +72,12 @@ def run(args: argparse.Namespace) -> int:
         finally:
             source.close()
         _summarise_skips(result)
-    total = add_to_gallery(gallery, name, result, replace=args.replace)
-    path = gallery.save()
+    with gallery_lock(rec.gallery):  # re-read under the lock: another enrollment may have saved meanwhile
+        gallery = load()
+        for warning in consistency_warnings(gallery, name, result, replace=args.replace):
+            print(f"  warning: {warning}")
+        total = add_to_gallery(gallery, name, result, replace=args.replace)
+        path = gallery.save()
     threshold, origin = gallery.threshold_and_source()
     print(f"enrolled {name}: {len(result.samples)} new samples ({total} in all, {len(result.skipped)} skipped) "
           f"in {path}; {people_count(len(gallery))}; unknown above cosine distance {threshold:.3f} ({origin})")

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from ..bundle import Manifest
 from ..config import Settings
 from ..errors import FaceEdgeError, GalleryError
-from ..gallery import Gallery, model_threshold, people_count, write_atomic
+from ..gallery import Gallery, gallery_lock, model_threshold, people_count, write_atomic
 from . import add_config_options, load_config
 
 
@@ -49,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
     path = Path(settings.recognition.gallery)
     action: Any = {"list": _list, "remove": _remove, "export": _export, "import": _import,
                    "reembed": _reembed}[args.action]
-    return int(action(args, settings, path))
+    if args.action in ("list", "export"):
+        return int(action(args, settings, path))
+    with gallery_lock(path):  # one change at a time: concurrent read-change-save would lose one of them
+        return int(action(args, settings, path))
 
 
 def _list(args: argparse.Namespace, settings: Settings, path: Path) -> int:
