@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 def _summarise_skips(result: EnrollResult) -> None:
     reasons: dict[str, int] = {}
     for s in result.skipped:
-        reasons[s.reason] = reasons.get(s.reason, 0) + 1
+        reason = s.reason.split(" (")[0]  # group "too blurred (sharpness 3 < 50)" and "(... 7 < 50)"
+        reasons[reason] = reasons.get(reason, 0) + 1
     for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
         print(f"  skipped {n} frames: {reason}")
