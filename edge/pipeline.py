@@ -92,7 +92,10 @@ def load_models(settings: Settings, names: Optional[Sequence[str]] = None) -> tu
             runtime = get_runtime(cfg.runtime)
             models[name] = FaceModel(bundle, runtime, cfg.num_threads)
         except FaceEdgeError as exc:
-            errors.append(str(exc))
+            message = str(exc)
+            if name not in message:   # the manifest's name differs from the configured folder's
+                message = f"{name}: {message}"
+            errors.append(message)
     return models, errors
 
 

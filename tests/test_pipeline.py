@@ -1,0 +1,274 @@
+"""The frame loop end to end: real OpenCV, real LiteRT on tiny bundles, the shipped demo clip."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.bundle import load_bundle
+from edge.config import Settings
+from edge.crop import crop_face
+from edge.detect import HaarDetector
+from edge.models import FaceModel
+from edge.overlay import ALERT
+from edge.pipeline import LOST_MESSAGE, Pipeline
+from edge.sinks import EventSink
+from edge.sources import DEMO_CLIP, UsbCamera, VideoFile
+
+from .helpers.tiny_bundles import (build_attributes_bundle, build_embedding_bundle, build_multitask_bundle,
+                                   corrupt_model, edit_manifest)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """Return a folder with the three tiny bundles (built once per module, converted once per machine)."""
+    root = tmp_path_factory.mktemp("built")
+    build_attributes_bundle(root / "attributes", unreliable=("Young",))
+    build_multitask_bundle(root / "multitask")
+    build_embedding_bundle(root / "embedding")
+    return root
+
+
+@pytest.fixture
+def models_dir(built, tmp_path) -> Path:
+    """Return a fresh copy of the tiny bundles that a test may damage."""
+    folder = tmp_path / "models"
+    shutil.copytree(built, folder)
+    return folder
+
+
+def _settings(models_dir: Path, tmp_path: Path, **tracker) -> Settings:
+    s = Settings()
+    s.source.realtime = False
+    s.models.dir = str(models_dir)
+    s.recognition.gallery = str(tmp_path / "gallery.npz")
+    for key, value in tracker.items():
+        setattr(s.tracker, key, value)
+    return s
+
+
+class CountingClip(VideoFile):
+    """The demo clip, counting how often it is opened (a reload must not reopen the source)."""
+
+    opens = 0
+
+    def __init__(self, loop: bool = True):
+        super().__init__(DEMO_CLIP, loop=loop, realtime=False, name="demo")
+
+    def open(self) -> None:
+        CountingClip.opens += 1
+        super().open()
+
+
+def test_demo_with_all_models_runs_them_only_when_due(models_dir, tmp_path):
+    pipeline = Pipeline(_settings(models_dir, tmp_path, refresh_every=15))
+    assert sorted(pipeline.models) == ["attributes", "embedding", "multitask"]
+    assert pipeline.runtime_label() == "ai_edge_litert x1"
+    seen = []
+    pipeline.on_frame.append(lambda p, i: seen.append((i, len(p.tracker.visible()))))
+    assert pipeline.run(max_frames=60) == 60
+    assert [i for i, _ in seen] == list(range(60))
+    faces = sum(n for _, n in seen)
+    tracks = pipeline.tracker._next_id - 1
+    runs = pipeline.times.model_runs
+    assert faces >= 50
+    # each track is looked at when new and then every 15 frames: at most 4 looks in 60 frames
+    assert 3 <= runs <= 3 * 4 * tracks
+    assert runs < 3 * faces / 3                       # far fewer model calls than faces seen
+    assert pipeline.times.frames == 60 and pipeline.times.mean_ms()["detect"] > 0
+
+
+def test_tracks_carry_every_models_heads(models_dir, tmp_path):
+    pipeline = Pipeline(_settings(models_dir, tmp_path))
+    pipeline.open()
+    try:
+        for _ in range(10):
+            pipeline.step()
+        track = pipeline.tracker.visible()[0]
+        heads = set(track.smoothed())
+        assert {("attributes", "attributes"), ("multitask", "age"), ("multitask", "gender"),
+                ("multitask", "emotion"), ("embedding", "embedding")} <= heads
+        summary = pipeline.summary(track)
+        assert "Young" not in summary.tags                 # the manifest marks it unreliable
+        assert set(summary.values) == {"age", "gender", "emotion"}
+        assert not summary.recognised                      # no gallery: no name, no "unknown"
+    finally:
+        pipeline.close()
+
+
+def test_events_for_two_people_appearing_and_leaving(models_dir, tmp_path):
+    path = tmp_path / "events.jsonl"
+    s = _settings(models_dir, tmp_path)
+    s.detector.scale_factor = 1.2                         # fewer pyramid levels: a faster test
+    pipeline = Pipeline(s, source=CountingClip(loop=False), events=EventSink(path))
+    assert pipeline.run(max_frames=125) == 125            # the second face comes at 3 s and goes at 7.5 s
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    appear = [e for e in events if e["event"] == "appear"]
+    leave = [e for e in events if e["event"] == "leave"]
+    assert len({e["track"] for e in appear}) >= 2
+    assert {e["track"] for e in appear} == {e["track"] for e in leave}   # everyone who came also left
+    assert all("age" in e and "attributes" in e and "time" in e for e in appear)
+    assert all(e["seconds"] >= 0 for e in leave)
+
+
+def test_a_failing_bundle_is_skipped_and_the_others_run(models_dir, tmp_path, caplog):
+    build_attributes_bundle(models_dir / "tampered")
+    corrupt_model(models_dir / "tampered", "flip")                       # sha256 no longer matches
+    build_attributes_bundle(models_dir / "truncated")
+    corrupt_model(models_dir / "truncated", "truncate", keep_sha=True)   # passes sha, fails in the runtime
+    build_attributes_bundle(models_dir / "wrongfields")
+    edit_manifest(models_dir / "wrongfields", task="telepathy")
+    s = _settings(models_dir, tmp_path)
+    s.models.bundles = ["attributes", "missing", "tampered", "truncated", "wrongfields"]
+    with caplog.at_level(logging.WARNING, logger="face-edge.pipeline"):
+        pipeline = Pipeline(s)
+    assert list(pipeline.models) == ["attributes"]
+    errors = pipeline.model_errors
+    assert len(errors) == 4 and all("\n" not in e for e in errors)
+    assert "missing: no such folder" in errors[0]
+    assert "tampered: model.tflite does not match its sha256" in errors[1]
+    assert errors[2].startswith("truncated: ") and "model.tflite does not load" in errors[2]
+    assert "task 'telepathy' is not one of" in errors[3]
+    assert caplog.text.count("model skipped") == 4
+    assert pipeline.run(max_frames=5) == 5
+
+
+def test_no_bundles_is_detection_only(tmp_path):
+    s = _settings(tmp_path, tmp_path)
+    s.models.bundles = []
+    pipeline = Pipeline(s)
+    assert pipeline.models == {} and pipeline.runtime_label() == "detection only"
+    assert pipeline.run(max_frames=5) == 5 and pipeline.times.model_runs == 0
+
+
+def test_reload_swaps_models_between_frames_without_reopening_the_source(models_dir, tmp_path):
+    CountingClip.opens = 0
+    pipeline = Pipeline(_settings(models_dir, tmp_path), source=CountingClip())
+    results = {}
+
+    def on_frame(p: Pipeline, index: int) -> None:
+        if index == 5:
+            build_attributes_bundle(models_dir / "attributes", version="2", seed=1)
+            results["ok"] = p.reload_models(["attributes"])
+            results["still_old"] = p.models["attributes"].manifest.version   # swapped before the next frame
+        if index == 6:
+            results["after"] = p.models["attributes"].manifest.version
+            corrupt_model(models_dir / "attributes", "flip")
+            results["bad"] = p.reload_models()
+        if index == 7:
+            results["kept"] = p.models["attributes"].manifest.version
+
+    pipeline.on_frame.append(on_frame)
+    assert pipeline.run(max_frames=12) == 12
+    assert results["ok"] == [] and results["still_old"] == "1" and results["after"] == "2"
+    assert len(results["bad"]) == 1 and "sha256" in results["bad"][0]
+    assert results["kept"] == "2"                          # a failed reload keeps the running model
+    assert sorted(pipeline.models) == ["attributes", "embedding", "multitask"]
+    assert CountingClip.opens == 1
+
+
+def test_recognition_names_an_enrolled_face_by_vote(models_dir, tmp_path):
+    from edge.gallery import Gallery
+
+    model = FaceModel(load_bundle(models_dir / "embedding"))
+    detector = HaarDetector()
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    vectors = []
+    for _ in range(20):
+        ok, frame = cap.read()
+        boxes = detector.detect(frame)
+        if boxes:
+            crop = crop_face(frame, boxes[0], model.manifest.crop)
+            vectors.append(model.predict(crop).heads["embedding"].vector)
+    cap.release()
+    gallery = Gallery(model.name, model.manifest.version)
+    gallery.add("eileen", np.stack(vectors))
+    s = _settings(models_dir, tmp_path, refresh_every=1, vote_window=5, vote_min=3)
+    gallery.save(s.recognition.gallery)
+    s.recognition.threshold = 0.05
+    pipeline = Pipeline(s)
+    assert pipeline.gallery is not None
+    pipeline.open()
+    try:
+        names = []
+        for _ in range(8):
+            pipeline.step()
+            names += [pipeline.summary(t).name for t in pipeline.tracker.visible()]
+        first = pipeline.tracker.visible()[0]
+        summary = pipeline.summary(first)
+        assert summary.recognised and summary.name == "eileen" and summary.distance < 0.05
+        assert names[0] is None                              # one look is not enough votes
+    finally:
+        pipeline.close()
+
+
+def test_empty_frames_are_skipped_and_the_loop_goes_on(models_dir, tmp_path, caplog):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.jpg"), cap.read()[1])
+    cap.release()
+    (folder / "3.jpg").write_bytes(b"truncated")
+    s = _settings(models_dir, tmp_path)
+    s.source.uri = str(folder)
+    with caplog.at_level(logging.WARNING):
+        pipeline = Pipeline(s)
+        assert pipeline.run(max_frames=9) == 9             # 3 good images per pass, the bad one skipped
+    assert "empty frame; skipped" in caplog.text
+
+
+def test_lost_camera_keeps_the_loop_and_watchdog_going(tmp_path, caplog):
+    # No camera exists here: UsbCamera reads a short real file through cv2.VideoCapture, whose end
+    # looks to the reader exactly like an unplugged camera.
+    clip = tmp_path / "cam.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 15, (320, 240))
+    for _ in range(3):
+        writer.write(np.full((240, 320, 3), 90, np.uint8))
+    writer.release()
+    s = _settings(tmp_path, tmp_path)
+    s.models.bundles = []
+
+    class ShownFrames:
+        name = "window"          # the lost-camera screen goes to the window sink
+        frames: list = []
+
+        def write(self, frame):
+            self.frames.append(frame.copy())
+            return True
+
+        def close(self):
+            pass
+
+    shown = ShownFrames()
+    pipeline = Pipeline(s, source=UsbCamera(str(clip), reconnect_max_s=5.0), sinks=[shown])
+    callbacks = []
+    pipeline.on_frame.append(lambda p, i: callbacks.append(p.source.lost))
+    pipeline.open()
+    try:
+        for _ in range(40):
+            pipeline.step()
+            if any(callbacks) and pipeline.source.lost:
+                break
+        assert pipeline.source.lost and any(callbacks)     # callbacks run while lost (watchdog)
+        assert pipeline.status()["lost"]
+    finally:
+        pipeline.close()
+    assert "lost, reconnecting" in caplog.text
+    banner = [f for f in shown.frames if (f == ALERT).all(axis=2).any()]
+    assert banner, f"no frame showed {LOST_MESSAGE!r}"
+
+
+def test_stop_ends_the_loop_and_releases_the_source(tmp_path):
+    s = _settings(tmp_path, tmp_path)
+    s.models.bundles = []
+    source = CountingClip()
+    pipeline = Pipeline(s, source=source)
+    pipeline.on_frame.append(lambda p, i: p.stop() if i == 3 else None)
+    assert pipeline.run() == 4
+    assert source._cap is None and pipeline.stopping
