@@ -419,7 +419,8 @@ def _install(staged: Path, settings: Any, timeout: float) -> InstallResult:
                                f"{need // 1024} KiB (+{SPACE_RESERVE // 1024} KiB reserve), {free // 1024} KiB free; "
                                "nothing was changed")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if not dest.exists():
+        created = not dest.exists()
+        if created:
             tmp = dest.parent / f".incoming-{version}-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             _copy_into(staged, tmp, store.root)
@@ -446,7 +447,8 @@ def _install(staged: Path, settings: Any, timeout: float) -> InstallResult:
         health = reload_service(settings, name, version, timeout)
         if not health.ok:
             _restore(store, name, old_dir, old_previous)
-            shutil.rmtree(dest, ignore_errors=True)
+            if created:
+                shutil.rmtree(dest, ignore_errors=True)
             back = reload_service(settings, name, read_manifest(old_dir).version if old_dir else None, timeout) \
                 if old_dir is not None else None
             again = f"; back on {name} {read_manifest(old_dir).version}" if old_dir else ""

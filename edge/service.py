@@ -376,7 +376,8 @@ class ControlClient:
 
     def reload(self, names: Optional[list[str]], timeout: float) -> dict[str, Any]:
         """Ask for a hot reload of ``names`` (all when None) and return its result."""
-        return self.request({"cmd": "reload", "names": names, "timeout": timeout}, timeout + 5)
+        # The service gives up waiting for its loop after ``timeout``; one more second for the answer.
+        return self.request({"cmd": "reload", "names": names, "timeout": timeout}, timeout + 1)
 
     def wait_frames(self, after: int, count: int, timeout: float,
                     sleep: Callable[[float], None] = time.sleep) -> Optional[dict[str, Any]]:

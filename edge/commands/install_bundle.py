@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..config import load_settings
 from ..push import device_config_path, install_bundle, rollback
@@ -24,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Install or roll back; print one line per step; return 0 (errors raise FaceEdgeError)."""
+    # Versions are shared by group face-edge: the service reads them, every admin may replace them.
+    os.umask(0o007)
     settings = load_settings(device_config_path(args.config))
     if args.rollback:
         result = rollback(args.rollback, settings, timeout=args.timeout)
