@@ -20,17 +20,27 @@ opposite). A face is "unknown" when its nearest member is farther than :attr:`Ga
 Threshold rule (first that applies):
 
 1. ``recognition.threshold`` in edge.yaml (a fixed override);
-2. calibrated from the gallery itself: the impostor distances are the cosine distances
-   between every pair of vectors of *different* enrolled people. They estimate how close a
-   stranger's face comes to an enrolled one, so their :data:`IMPOSTOR_PERCENTILE`-th
-   percentile is a threshold with about that false-accept rate per enrolled person.
-   It is bounded above by the model's verification threshold (manifest
+2. calibrated from the gallery itself, by treating each enrolled person in turn as a
+   stranger: for every enrolled vector, its *nearest impostor distance* is the cosine distance
+   to the closest vector of any *other* enrolled person. That is exactly the distance a
+   stranger's face would be matched at against the rest of the gallery, so the
+   :data:`STRANGER_ACCEPT_RATE` quantile of these distances is a threshold at which about that
+   share of strangers would be given a name. Because it looks at the *nearest* of all other
+   people, it tightens as the gallery grows (more people = more chances for a stranger to
+   resemble one). It is bounded above by the model's verification threshold (manifest
    ``recognition.threshold``, measured on held-out pairs; :data:`DEFAULT_THRESHOLD` when the
-   manifest has none), so a gallery of very different people never makes matching looser
-   than the model supports, and below by :data:`FLOOR_FRACTION` of that ceiling, so a
-   gallery of look-alikes does not make everybody unknown;
-3. with fewer than :data:`MIN_IMPOSTOR_PAIRS` impostor pairs (fewer than two people): the
-   model's threshold (or :data:`DEFAULT_THRESHOLD`).
+   manifest has none), so matching is never looser than the model supports, and below by
+   :data:`FLOOR_FRACTION` of that ceiling, so a gallery of look-alikes does not make everybody
+   unknown;
+3. with fewer than two enrolled people there are no impostors: the model's threshold (or
+   :data:`DEFAULT_THRESHOLD`).
+
+Why the nearest impostor and not all impostor pairs: in an open-set simulation with the dlib
+encoder on celeba_wild people (3 photos enrolled per person, 40 random galleries per size), the
+model's accuracy-optimal threshold named 13 % of strangers with 5 people enrolled, 41 % with
+20 and 63 % with 40; the 1st percentile of all impostor pairs barely helped (12 / 31 / 50 %).
+The nearest-impostor 5 % quantile named 9 / 8 / 6 % of strangers, at the cost of fewer
+enrolled faces named (93 / 88 / 80 % instead of 95 / 94 / 93 %).
 
 Files are written atomically (temporary file in the same folder, fsync, ``os.replace``) with
 mode 0600, and the temporary file is read back and checked before it replaces the old one:
@@ -58,9 +68,8 @@ from .errors import GalleryError
 FORMAT = "face-edge-gallery"
 FORMAT_VERSION = 1
 FILE_MODE = 0o600
-IMPOSTOR_PERCENTILE = 1.0      # percent of impostor distances allowed below the threshold
+STRANGER_ACCEPT_RATE = 0.05    # share of (simulated) strangers the calibrated threshold lets through
 FLOOR_FRACTION = 0.5           # the calibrated threshold never goes below this x the ceiling
-MIN_IMPOSTOR_PAIRS = 1
 DEFAULT_THRESHOLD = 0.4        # only when neither config nor the model's manifest gives one
 MAX_NAME_LENGTH = 64
 PHOTO_SPEC = CropSpec(size=160, margin=0.6, shift_y=0.0)
@@ -118,32 +127,32 @@ def model_threshold(manifest: Any) -> Optional[float]:
 
 
 def calibrate_threshold(vectors: np.ndarray, owners: np.ndarray, ceiling: Optional[float] = None,
-                        percentile: float = IMPOSTOR_PERCENTILE,
+                        rate: float = STRANGER_ACCEPT_RATE,
                         floor_fraction: float = FLOOR_FRACTION) -> tuple[float, str]:
-    """Return (threshold, source) from the impostor distances of a gallery (rule in the module docstring).
+    """Return (threshold, source) from the nearest impostor distances of a gallery (rule in the module docstring).
 
-    ``source`` is ``"gallery"`` when impostor pairs set it, ``"model"`` when the model's
-    ceiling was used (as bound or for lack of pairs), ``"default"`` when neither exists.
+    ``source`` is ``"gallery"`` when the impostors set it, ``"model"`` when the model's
+    ceiling was used (as bound or for lack of impostors), ``"default"`` when neither exists.
     """
     top = float(ceiling) if ceiling is not None else DEFAULT_THRESHOLD
     top_source = "model" if ceiling is not None else "default"
-    impostors = impostor_distances(vectors, owners)
-    if impostors.size < MIN_IMPOSTOR_PAIRS:
+    nearest = nearest_impostor_distances(vectors, owners)
+    if nearest.size == 0:
         return top, top_source
-    low = float(np.percentile(impostors, percentile))
+    low = float(np.quantile(nearest, rate))
     if low >= top:
         return top, top_source
     return max(low, floor_fraction * top), "gallery"
 
 
-def impostor_distances(vectors: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    """Return the cosine distances of every pair of vectors that belong to different people."""
-    if len(vectors) < 2:
+def nearest_impostor_distances(vectors: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """Return, for each vector, the cosine distance to the nearest vector of another person (empty if < 2 people)."""
+    owners = np.asarray(owners)
+    if len(vectors) < 2 or len(np.unique(owners)) < 2:
         return np.zeros(0, np.float32)
     dist = 1.0 - vectors @ vectors.T
-    different = owners[:, None] != owners[None, :]
-    upper = np.triu(np.ones_like(different, dtype=bool), k=1)
-    return dist[different & upper].astype(np.float32)
+    dist[owners[:, None] == owners[None, :]] = np.inf
+    return dist.min(axis=1).astype(np.float32)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
