@@ -250,7 +250,12 @@ class Gallery:
                 raise GalleryError(f"{where}: format version {header.get('format_version')} is newer than this "
                                    f"face-edge reads ({FORMAT_VERSION}); upgrade face-edge")
             model = header["model"]
-            people = [check_name(str(p["name"])) for p in header["people"]]
+            people = [str(p["name"]) for p in header["people"]]
+            for name in people:
+                try:
+                    check_name(name)
+                except GalleryError:
+                    raise ValueError(f"invalid name {name[:20]!r}") from None
             vectors = np.asarray(arrays["vectors"], np.float32)
             owners = np.asarray(arrays["owners"], np.int64).astype(np.int32)
             dim = int(header["dim"])

@@ -112,7 +112,7 @@ def test_gallery_with_kept_photos_asks_to_reembed(tmp_path: Path) -> None:
     assert again.match(unit((5, 1.0))).name == "alice"
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "not-a-gallery", "bad-owner"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "not-a-gallery", "bad-owner", "path-name", "pickle"])
 def test_corrupt_file_is_refused_and_left_as_it_was(tmp_path: Path, damage: str) -> None:
     path = two_people(tmp_path).save()
     good = path.read_bytes()
@@ -125,10 +125,19 @@ def test_corrupt_file_is_refused_and_left_as_it_was(tmp_path: Path, damage: str)
         buf = io.BytesIO()
         np.savez(buf, vectors=np.zeros((1, 4), np.float32))
         bad = buf.getvalue()
-    else:
+    elif damage == "bad-owner":
         g = Gallery.read(path)
         g._owners[0] = 7  # a vector that belongs to nobody
         bad = g.to_bytes()
+    elif damage == "path-name":
+        g = Gallery.read(path)
+        g._people[0] = "../../etc"  # a hand-edited file must not smuggle in a path-like name
+        bad = g.to_bytes()
+    else:
+        import io
+        buf = io.BytesIO()  # an object array needs pickle to load: refused, never unpickled
+        np.savez(buf, header=np.array([{"format": "face-edge-gallery"}], dtype=object))
+        bad = buf.getvalue()
     path.write_bytes(bad)
     with pytest.raises(GalleryError, match="corrupt or not a face-edge gallery.*left untouched"):
         Gallery.load(path, "emb", "1.0")
