@@ -164,7 +164,7 @@ def cached_face_crops(dataset: str, paths: Sequence[str | Path], cropper: FaceCr
     (202,599 CelebA faces) does not need to fit in memory; ``mmap=True`` returns the memmap.
     """
     folder = Path(cache_dir) if cache_dir else DEFAULT_CACHE
-    text = "\n".join(str(p) for p in paths) + (repr(list(hints)) if hints is not None else "")
+    text = "\n".join(str(Path(p).resolve()) for p in paths) + (repr(list(hints)) if hints is not None else "")
     listing = hashlib.sha1(text.encode()).hexdigest()[:12]
     stem = f"{dataset}_{cropper.key()}_{listing}"
     crops_path, ok_path, stats_path = (folder / f"{stem}.crops.npy", folder / f"{stem}.ok.npy",

@@ -74,6 +74,7 @@ def load_faces(root: str | Path, layout: str = "auto", attributes: str = "all",
     root = Path(root)
     if not root.exists():
         raise DataError(f"--data {root}: no such folder")
+    root = root.resolve()
     layout = detect_layout(root) if layout == "auto" else layout
     if layout == "celeba":
         from ..data.celeba import read_celeba, select_attributes
