@@ -136,8 +136,8 @@ class FaceChecker:
         pad = w // 2
         x0, y0 = max(0, x - pad), max(0, y - pad)
         roi = grey[y0:y + h + pad, x0:x + w + pad]
-        scale = min(1.0, 160.0 / max(1, w))  # a face of ~160 px is plenty for a yes/no
-        self.confirm.downscale = scale
+        # Sized to this face: ~160 px is plenty for a yes/no, and nothing much smaller is searched.
+        self.confirm.downscale = min(1.0, 160.0 / max(1, w))
         self.confirm.min_size = max(8, int(w * 0.5))
         found = self.confirm.detect(roi, roi)
         return any(_iou(box, (ox + x0, oy + y0, ow, oh)) >= CONFIRM_IOU for (ox, oy, ow, oh) in found)
