@@ -44,7 +44,6 @@ from .errors import BundleError, FaceEdgeError
 VERSIONS = ".versions"
 PREVIOUS = "previous"
 DEFAULT_STAGING = "/var/lib/face-edge/staging"
-DEFAULT_DEVICE_CONFIG = "/etc/face-edge/edge.yaml"
 # Default golden tolerances on dequantized outputs; a manifest may set its own under
 # ``golden: {atol: .., min_cosine: ..}``. Two output quantization steps are always allowed,
 # because int8 kernels may round differently on the Pi's CPU than on the desktop.
@@ -568,6 +567,31 @@ def _remote_face_edge(spec: str) -> list[str]:
     return shlex.split(spec)
 
 
+def remote_free_bytes(target: SshTarget, path: str) -> Optional[int]:
+    """Return the bytes available to the ssh user under ``path`` on the Pi (df -Pk), or None if unknown."""
+    done = target.run(["df", "-Pk", "--", path], timeout=target.connect_timeout + 20)
+    if done.returncode != 0:
+        return None
+    try:
+        return int(done.stdout.strip().splitlines()[-1].split()[3]) * 1024
+    except (IndexError, ValueError):
+        return None
+
+
+def _no_space(name: str, staging: str, free: int, need: int) -> str:
+    return (f"copying {name}: the Pi has no space left for the bundle under {staging} ({free // 1024} KiB free, "
+            f"the bundle needs {need // 1024} KiB): free space on the Pi; nothing was installed")
+
+
+def _remote_error(done: subprocess.CompletedProcess) -> str:
+    """Return the device's one-line error (its last ``face-edge: error:`` line, else its last line)."""
+    lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("face-edge: error: ")]
+    if errors:
+        return errors[-1].removeprefix("face-edge: error: ")
+    return lines[-1] if lines else f"exit {done.returncode}"
+
+
 def push_bundles(target: SshTarget, bundles: Sequence[str | os.PathLike[str]], *,
                  remote_face_edge: str = "face-edge", remote_config: Optional[str] = None,
                  staging: str = DEFAULT_STAGING, timeout: float = 60.0, public_key: Optional[str] = None,
@@ -584,6 +608,10 @@ def push_bundles(target: SshTarget, bundles: Sequence[str | os.PathLike[str]], *
     results = []
     for bundle in checked:
         remote_dir = f"{staging.rstrip('/')}/{bundle.name}"
+        need = _tree_size(bundle.path)
+        free = remote_free_bytes(target, staging)
+        if free is not None and free < need:
+            raise PushError(_no_space(bundle.name, staging, free, need))
         echo(f"copying {bundle.name} {bundle.manifest.version} to {target.where()}:{remote_dir}")
         rsync = ["rsync", "-a", "--delete", "--timeout=30", "-e", shlex.join(target.ssh_command()),
                  f"{bundle.path}/", f"{target.host}:{remote_dir}/"]
@@ -592,10 +620,18 @@ def push_bundles(target: SshTarget, bundles: Sequence[str | os.PathLike[str]], *
         except FileNotFoundError:
             raise PushError("rsync is not installed on this computer (apt install rsync)") from None
         if copied.returncode != 0:
+            # rsync does not always relay the receiver's error (seen: exit 11 with no message on a
+            # full disk): ask the Pi for its free space before the partial copy is removed.
+            free = None
+            with contextlib.suppress(FaceEdgeError):
+                free = remote_free_bytes(target, staging)
             # A cut copy never reaches the models folder; remove what did arrive, if we still can.
             with contextlib.suppress(FaceEdgeError):
                 target.run(["rm", "-rf", "--", remote_dir], timeout=target.connect_timeout + 20)
-            raise PushError(explain_failure(target, copied.stderr, f"copying {bundle.name}"))
+            if free is not None and free < 64 * 1024 and "No space left" not in copied.stderr:
+                raise PushError(_no_space(bundle.name, staging, free, need))
+            raise PushError(explain_failure(target, copied.stderr or f"rsync exit {copied.returncode}",
+                                            f"copying {bundle.name}"))
         cmd = _remote_face_edge(remote_face_edge) + ["install-bundle", "--timeout", f"{timeout:g}"]
         if remote_config:
             cmd += ["--config", remote_config]
@@ -605,8 +641,7 @@ def push_bundles(target: SshTarget, bundles: Sequence[str | os.PathLike[str]], *
         if installed.returncode != 0:
             if installed.returncode == 255:
                 raise PushError(explain_failure(target, installed.stderr, f"installing {bundle.name}"))
-            lines = [ln for ln in installed.stderr.splitlines() if ln.strip()]
-            message = lines[-1].removeprefix("face-edge: error: ") if lines else f"exit {installed.returncode}"
+            message = _remote_error(installed)
             err = FaceEdgeError(f"{target.where()} refused {bundle.name}: {message}")
             err.exit_code = installed.returncode
             raise err
@@ -626,20 +661,8 @@ def push_rollback(target: SshTarget, name: str, *, remote_face_edge: str = "face
     if done.returncode == 255:
         raise PushError(explain_failure(target, done.stderr, "ssh"))
     if done.returncode != 0:
-        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-        err = FaceEdgeError(f"{target.where()}: rollback of {name} failed: "
-                            + (lines[-1].removeprefix("face-edge: error: ") if lines else f"exit {done.returncode}"))
+        err = FaceEdgeError(f"{target.where()}: rollback of {name} failed: {_remote_error(done)}")
         err.exit_code = done.returncode
         raise err
     return done.stdout.splitlines()
-
-
-def device_config_path(explicit: Optional[str]) -> Optional[str]:
-    """Return the config install-bundle reads: --config, $FACE_EDGE_CONFIG, /etc/face-edge/edge.yaml, or None."""
-    if explicit:
-        return explicit
-    env = os.environ.get("FACE_EDGE_CONFIG")
-    if env:
-        return env
-    return DEFAULT_DEVICE_CONFIG if Path(DEFAULT_DEVICE_CONFIG).is_file() else None
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..config import load_settings
-from ..push import device_config_path, install_bundle, rollback
+from ..push import install_bundle, rollback
+from . import add_config_options, load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,8 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                "and hot-reload the running service (rolled back when unhealthy)")
     p.add_argument("staged", nargs="?", metavar="FOLDER", help="the staged bundle folder (removed afterwards)")
     p.add_argument("--rollback", metavar="NAME", help="switch NAME back to its previous version instead")
-    p.add_argument("--config", metavar="PATH",
-                   help="edge.yaml (default: $FACE_EDGE_CONFIG, else /etc/face-edge/edge.yaml when present)")
+    add_config_options(p)
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="how long the reloaded service has to report healthy")
     p.add_argument("--keep-staged", action="store_true", help="do not delete the staged folder afterwards")
@@ -27,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     """Install or roll back; print one line per step; return 0 (errors raise FaceEdgeError)."""
     # Versions are shared by group face-edge: the service reads them, every admin may replace them.
     os.umask(0o007)
-    settings = load_settings(device_config_path(args.config))
+    settings = load_config(args)
     if args.rollback:
         result = rollback(args.rollback, settings, timeout=args.timeout)
         print(f"rolled back {result.name} to {result.version} (from {result.previous}); {result.service}")
