@@ -223,6 +223,45 @@ def test_watchdog_interval_follows_systemd_environment(monkeypatch: pytest.Monke
     assert watchdog_interval() == 15.0
 
 
+def test_a_stuck_frame_loop_stops_the_watchdog_pings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pings come from the loop itself, not a timer: while a frame hangs, systemd hears nothing."""
+    import threading
+
+    from edge.pipeline import Pipeline
+    from edge.service import Service
+
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    settings = settings_from_dict({"source": {"uri": str(write_frames(tmp_path / "frames")), "fps": 30},
+                                   "models": {"dir": str(tmp_path / "models"), "bundles": []},
+                                   "display": {"window": False}})
+    pipeline = Pipeline(settings)
+    stuck, release = threading.Event(), threading.Event()
+    pipeline.on_frame.append(lambda p, i: release.wait(10) if stuck.is_set() else None)
+    listener = NotifyListener(tmp_path / "notify")
+    service = Service(pipeline, notify_socket=str(listener.path)).attach()
+    loop = threading.Thread(target=pipeline.run, daemon=True)
+    loop.start()
+    pings = lambda: sum(m == "WATCHDOG=1" for m in listener.drain())  # noqa: E731
+    try:
+        wait_for(lambda: listener.has("READY=1") and pings() >= 3, 20, "READY=1 and pings")
+        stuck.set()
+        time.sleep(0.3)                      # the frame in flight finishes, the next one hangs
+        before = pings()
+        time.sleep(1.0)                      # five ping intervals
+        assert pings() == before, "pings went on while the frame loop was stuck"
+        stuck.clear()
+        release.set()
+        wait_for(lambda: pings() >= before + 3, 10, "pings after the loop moved again")
+    finally:
+        release.set()
+        pipeline.stop()
+        loop.join(10)
+        service.close()
+        listener.close()
+    assert not loop.is_alive()
+
+
 # --- golden faces ------------------------------------------------------------------------------------
 def test_golden_faces_pass_for_the_right_model_and_fail_for_a_wrong_one(bundles: dict[str, Path]) -> None:
     good = compare_golden(FaceModel(load_bundle(bundles["v1"])))
