@@ -70,7 +70,7 @@ def _check_heads(run: Run, model: Any) -> None:
                            f"(its outputs: {', '.join(names)}); name the Keras output layers after the heads")
 
 
-def _strip_unit_normalization(model: Any, manifest: Manifest) -> tuple[Any, list[str]]:
+def strip_unit_normalization(model: Any, manifest: Manifest) -> tuple[Any, list[str]]:
     """Return the model to convert, with a final UnitNormalization removed from embedding outputs.
 
     TFLite has no int8 kernel for the SQUARE/RSQRT chain Keras lowers UnitNormalization to,
@@ -113,9 +113,10 @@ def _runtime_check(model: FaceModel) -> dict[str, str]:
     return results
 
 
-def _mode_row(model: Any, base: Manifest, cfg: QuantConfig, rep: Optional[np.ndarray], heldout: np.ndarray,
-              float_outs: dict[str, np.ndarray], labels: dict[str, np.ndarray], threads: int,
-              repeats: int) -> dict[str, Any]:
+def measure_mode(model: Any, base: Manifest, cfg: QuantConfig, rep: Optional[np.ndarray], heldout: np.ndarray,
+                 float_outs: dict[str, np.ndarray], labels: dict[str, np.ndarray], threads: int,
+                 repeats: int) -> dict[str, Any]:
+    """Return size, per-face latency (FaceModel.predict, ``threads``) and lowest head agreement of one mode."""
     flat = convert_keras(model, cfg, rep)
     with tempfile.TemporaryDirectory(prefix="face-convert-mode-") as scratch:
         fm = _staged_model(Path(scratch), base, flat, threads)
@@ -157,7 +158,7 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
     model = load_keras_model(run)
     _check_heads(run, model)
     float_outs = keras_predict(model, heldout)
-    model, stripped = _strip_unit_normalization(model, run.manifest)
+    model, stripped = strip_unit_normalization(model, run.manifest)
     log.info("converting to %s", cfg.mode)
     flat = convert_keras(model, cfg, rep)
 
@@ -174,8 +175,8 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
                 if mode == cfg.mode or (mode == "int8" and rep is None):
                     continue
                 log.info("converting to %s for the mode comparison", mode)
-                modes[mode] = _mode_row(model, run.manifest, replace(cfg, mode=mode), rep, heldout, float_outs,
-                                        labels, threads, latency_repeats)
+                modes[mode] = measure_mode(model, run.manifest, replace(cfg, mode=mode), rep, heldout, float_outs,
+                                           labels, threads, latency_repeats)
         modes = {m: modes[m] for m in MODES if m in modes}
 
         golden = write_golden(tmp, fm, heldout[:golden_faces])
@@ -244,7 +245,7 @@ def _self_check(folder: Path, private_key: Any) -> None:
     model = FaceModel(load_bundle(folder, public), get_runtime("ai_edge_litert"), num_threads=1)
     report = compare_golden(model)
     if not report.ok:
-        raise ConvertError(f"internal: the written bundle does not reproduce its golden outputs ({report.detail})")
+        raise ConvertError(f"the written bundle does not reproduce its golden outputs in ai_edge_litert ({report.detail})")
 
 
 def _tf_version() -> str:
