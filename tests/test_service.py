@@ -8,7 +8,6 @@ own writer, LiteRT, OpenCV on an image folder. Nothing is mocked.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
 import socket
