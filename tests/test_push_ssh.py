@@ -9,6 +9,7 @@ after a byte budget; a full disk is a real 256 KiB tmpfs. Nothing is mocked.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -217,6 +218,9 @@ def test_push_installs_reloads_the_running_service_and_rolls_back(
         done = push(sshd, device, str(bundles["v2"]))
         assert done.returncode == 0, done.stderr + done.stdout
         assert "installed attributes 2 (was 1)" in done.stdout and "runs attributes 2" in done.stdout
+        # the running process itself replayed the golden faces through the model it now answers with
+        assert re.search(r"service runs attributes 2, frame \d+, golden 4 faces, max error 0\.0", done.stdout), \
+            done.stdout
         assert device.running() == "2" and device.client.status()["pid"] == pid   # hot: same process
         assert os.readlink(device.models / NAME) == ".versions/attributes/2"
         assert not (device.staging / NAME).exists()
