@@ -1,0 +1,215 @@
+"""Multi-task: age, gender, emotion and ethnicity from one MobileNetV2 trunk (UTKFace + FER2013).
+
+``face-train fit multitask --data ../shared/data --out runs/multitask`` reads UTKFace (age,
+gender, ethnicity from the file names) and FER2013 (emotion; image folders or fer2013.csv),
+crops every face like the device (Haar on a padded image, cached), mixes both sets in every
+batch with each head's loss masked where its label is missing, trains the top of the network
+on cached lower-backbone features (frozen heads-only stage, then fine-tuning of the top
+blocks), tunes the gender threshold on validation, and writes the RUN folder with RUN/eval/.
+``--weighting fixed|uncertainty`` chooses hand-set loss weights or Kendall et al.'s learned ones.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from edge.crop import CropSpec
+
+from ..errors import DataError
+from ..run import Run, input_spec, write_run
+from . import add_common_fit_arguments
+
+NAME = "multitask"
+MANIFEST_TASK = "multitask"
+LICENCE = ("UTKFace (Zhang, Song & Qi, CVPR 2017) and FER2013 (Goodfellow et al., ICML 2013 workshop): "
+           "non-commercial research use only; images remain the property of their owners")
+FIXED_WEIGHTS = {"age": 1.0, "gender": 1.0, "emotion": 1.0, "ethnicity": 1.0}
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the multitask options (common ones from the registry, plus data, weighting and feature cache)."""
+    add_common_fit_arguments(parser)
+    parser.set_defaults(stage1_epochs=2, stage2_epochs=8, lr2=5e-4, unfreeze=100, patience=3, batch=64)
+    parser.add_argument("--utkface", default=None, help="UTKFace folder (default: DATA/utkface)")
+    parser.add_argument("--fer", default=None, help="FER2013 folder or fer2013.csv (default: DATA/fer2013)")
+    parser.add_argument("--weighting", default="uncertainty", choices=["fixed", "uncertainty"],
+                        help="fixed loss weights or learned homoscedastic-uncertainty weights (Kendall et al. 2018)")
+    parser.add_argument("--cut", default="block_5_add",
+                        help="backbone layer whose output is cached; layers above it are trained")
+    parser.add_argument("--hidden", type=int, default=128, help="units of each head's hidden layer")
+    parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--label-smoothing", type=float, default=0.1, help="for the class heads")
+    parser.add_argument("--utk-variants", type=int, default=4, help="cached augmented variants per UTKFace face")
+    parser.add_argument("--fer-variants", type=int, default=2, help="cached variants per FER face (1 = no flip)")
+    parser.add_argument("--utk-repeat", type=int, default=2, help="times each UTKFace face is drawn per epoch")
+    parser.add_argument("--train-samples", type=int, default=1000, help="representative crops saved for int8")
+    parser.add_argument("--no-eval", action="store_true", help="skip the evaluation files after fitting")
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--bundle``: also score a converted bundle (int8) with edge.models.FaceModel."""
+    parser.add_argument("--bundle", default=None, help="converted bundle folder to score with the device code")
+
+
+def _roots(args: argparse.Namespace) -> tuple[Path, Path]:
+    data = Path(args.data)
+    utk = Path(args.utkface) if args.utkface else data / "utkface"
+    fer = Path(args.fer) if args.fer else data / "fer2013"
+    for what, path in (("UTKFace", utk), ("FER2013", fer)):
+        if not path.exists():
+            raise DataError(f"{what} not found at {path} (give --data with utkface/ and fer2013/, or --utkface/--fer)")
+    return utk, fer
+
+
+def _weights_arg(args: argparse.Namespace) -> Optional[str]:
+    from .. import nets
+
+    if args.weights == "none":
+        return None
+    if args.weights == "imagenet":
+        found = nets.default_weights(args.backbone, args.alpha)
+        return str(found) if found else None
+    return args.weights
+
+
+def fit(args: argparse.Namespace) -> Run:
+    """Train the multi-task model and write the RUN folder (+ RUN/eval unless --no-eval); return the Run."""
+    import keras
+
+    from .. import fit as fitting
+    from ..augment import parse_augment_arg
+    from ..data.multitask import DETECT_PAD, load_multitask
+    from ..evaluate.classification import tune_thresholds
+    from ..losses.multitask import make_weighting
+    from ..multitask import features
+    from ..multitask.model import MultitaskTrainer, build_models, clean_copy
+    from ..multitask.spec import KINDS, output_specs
+
+    keras.utils.set_random_seed(args.seed)
+    utk_root, fer_root = _roots(args)
+    spec = CropSpec(args.size, args.margin, args.shift_y)
+    data = load_multitask(utk_root, fer_root, spec, args.seed, args.limit, args.cache_dir, progress=not args.quiet)
+    train, val, test = data.splits["train"], data.splits["val"], data.splits["test"]
+    if min(len(train), len(val), len(test)) == 0:
+        raise DataError(f"multitask: an empty split ({data.sizes}); use more images")
+    weights = _weights_arg(args)
+    build_kwargs = dict(size=args.size, alpha=args.alpha, weights=weights, cut=args.cut, hidden=args.hidden,
+                        dropout=args.dropout, backbone=args.backbone)
+    models = build_models(**build_kwargs)
+    augment = parse_augment_arg(args.augment)
+    cache = Path(args.cache_dir or "/work/cache") / "multitask"
+    tag = f"{args.limit or 'all'}_{args.seed}"
+    utk_tr, fer_tr = np.flatnonzero(train.source == 0), np.flatnonzero(train.source == 1)
+    f_utk = features.cached_features(f"train_utk_{tag}", models.lower, train.faces[utk_tr], args.utk_variants,
+                                     args.seed, augment, cache)
+    f_fer = features.cached_features(f"train_fer_{tag}", models.lower, train.faces[fer_tr], args.fer_variants,
+                                     args.seed + 1, augment, cache)
+    order = np.concatenate([utk_tr, fer_tr])  # feature rows follow this order of train faces
+    train_feats = np.concatenate([f_utk, f_fer])
+    rows = features.row_table([(len(utk_tr), args.utk_variants), (len(fer_tr), args.fer_variants)])
+    repeats = np.where(train.source[order] == 0, args.utk_repeat, 1)
+    train_labels = {k: v[order] for k, v in train.labels().items()}
+    val_feats = features.cached_features(f"val_{tag}", models.lower, val.faces, 1, args.seed, augment, cache)
+    train_ds = features.train_dataset(train_feats, rows, train_labels, repeats, args.batch, args.seed)
+    val_ds = features.eval_dataset(val_feats, val.labels(), 256)
+
+    trainer = MultitaskTrainer(models.top, make_weighting(args.weighting, KINDS, FIXED_WEIGHTS),
+                               args.label_smoothing, name="multitask_trainer")
+
+    def compile_model(model: Any, lr: Any) -> None:
+        model.compile(optimizer=keras.optimizers.Adam(lr))
+
+    cfg = fitting.FitConfig(stage1_epochs=args.stage1_epochs, stage1_lr=args.lr1, stage2_epochs=args.stage2_epochs,
+                            stage2_lr=args.lr2, unfreeze_blocks=args.unfreeze, bn_momentum=args.bn_momentum,
+                            monitor="val_plain_loss", mode="min", patience=args.patience)
+    out = Path(args.out)
+    result = fitting.two_stage_fit(trainer, compile_model, train_ds, val_ds, cfg, out / "checkpoints",
+                                   resume=not args.no_resume, verbose=0 if args.quiet else 2)
+    loss_weights = trainer.weighting.weights_now()
+    model = clean_copy(models, **build_kwargs)
+
+    # Gender threshold tuned on validation, on the full model's own outputs.
+    val_gender = model.predict(val.faces.astype(np.float32), batch_size=256, verbose=0)["gender"]
+    threshold = float(tune_thresholds(val.gender.reshape(-1, 1), np.asarray(val_gender).reshape(-1, 1))[0])
+
+    rng = np.random.default_rng(args.seed)
+    rep = rng.choice(len(train), min(args.train_samples, len(train)), replace=False)
+    utk_train = train.source == 0
+    info = {
+        "name": args.name or NAME, "task": MANIFEST_TASK, "version": "0.1.0",
+        "input": input_spec(args.size), "crop": spec.to_dict(), "outputs": output_specs(threshold), "metrics": {},
+        "data": {"sources": {"utkface": str(utk_root), "fer2013": str(fer_root)}, "sizes": data.sizes,
+                 "split": "UTKFace: seeded random 75/10/15 (no identities in UTKFace); FER2013: official test, "
+                          "validation = seeded 10% of the official training part",
+                 "detect_pad": DETECT_PAD, "crop_stats": data.crop_stats,
+                 "skipped": {k: len(v) for k, v in data.skipped.items()},
+                 "age_train_mean": float(np.nanmean(train.age[utk_train])), "licence": LICENCE},
+        "training": {"task": NAME, "backbone": args.backbone, "alpha": args.alpha, "size": args.size,
+                     "weights": str(weights) if weights else "random init", "cut": args.cut,
+                     "trained_layers": f"{args.backbone} layers above {args.cut} + heads (lower layers keep ImageNet weights)",
+                     "weighting": args.weighting, "loss_weights_final": loss_weights,
+                     "losses": {"age": "masked Huber on years/10", "gender": "masked BCE",
+                                "emotion": "masked CE", "ethnicity": "masked CE"},
+                     "label_smoothing": args.label_smoothing, "hidden": args.hidden, "dropout": args.dropout,
+                     "variants": {"utkface": args.utk_variants, "fer2013": args.fer_variants},
+                     "utk_repeat": args.utk_repeat, "batch": args.batch, "augment": augment,
+                     "fit": cfg.to_dict(), "best_epoch": result.best_epoch, "best_val_plain_loss": result.best_value},
+        "history": result.history, "seed": args.seed,
+    }
+    run = write_run(out, model, info, train.faces[rep], test.faces, test.labels())
+    if not args.no_eval:
+        from ..run import update_run
+
+        update_run(run, metrics=evaluate(run, args, model=model))
+    return run
+
+
+def evaluate(run: Run, args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
+    """Write RUN/eval (metrics, reports, confusion matrices, fairness, Grad-CAM, gallery, size/latency).
+
+    With ``--bundle`` the converted bundle is scored too, through edge.models.FaceModel, and its
+    figures (suffix ``_int8``) and the float-vs-int8 differences are added. Returns run.yaml metrics.
+    """
+    from ..evaluate.fairness import write_fairness
+    from ..evaluate.plots import plot_history
+    from ..multitask import report
+
+    model = model or run.load_model()
+    _, faces, labels = run.samples()
+    limit = int(getattr(args, "limit", 0) or 0)
+    if limit and getattr(args, "data", None) is None:
+        faces, labels = faces[:limit], {k: v[:limit] for k, v in labels.items()}
+    th = float(run.output("gender").get("thresholds", [0.5])[0])
+    baseline = (run.info.get("data") or {}).get("age_train_mean")
+    folder = run.eval_dir
+    out = report.keras_outputs(model, faces)
+    scores = report.head_metrics(out, labels, th, baseline)
+    tables, fmetrics = report.fairness(out, labels, th)
+    write_fairness(tables, fmetrics, folder)
+    report.write_figures(folder, out, labels, scores, "")
+    report.gallery_and_gradcam(folder, model, faces, labels, out, int(run.info.get("seed", 0)), th)
+    if run.info.get("history"):
+        plot_history(run.info["history"], folder / "history.png",
+                     ["plain_loss", "age_mae", "gender_acc", "emotion_acc", "ethnicity_acc"])
+    metrics: dict[str, Any] = {"heldout": scores["summary"],
+                               "fairness_max_gap": {g: t["max_gap"] for g, t in tables.items()}}
+    everything: dict[str, Any] = {"float": scores, "fairness": tables}
+    bundle = getattr(args, "bundle", None)
+    if bundle:
+        q = report.bundle_outputs(bundle, faces)
+        qscores = report.head_metrics(q, labels, th, baseline)
+        qtables, _ = report.fairness(q, labels, th)
+        write_fairness(qtables, fmetrics, folder / "int8")
+        report.write_figures(folder, q, labels, qscores, "_int8")
+        metrics["heldout_int8"] = qscores["summary"]
+        metrics["fairness_max_gap_int8"] = {g: t["max_gap"] for g, t in qtables.items()}
+        metrics["int8_minus_float"] = {k: (qscores["summary"][k] - v) for k, v in scores["summary"].items()
+                                       if isinstance(v, float) and isinstance(qscores["summary"].get(k), float)}
+        everything.update(int8=qscores, fairness_int8=qtables)
+    metrics["size_latency"] = report.size_and_latency(model, bundle)
+    everything["size_latency"] = metrics["size_latency"]
+    report.write_metrics_json(folder, everything)
+    return metrics
