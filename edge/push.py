@@ -613,7 +613,10 @@ def push_bundles(target: SshTarget, bundles: Sequence[str | os.PathLike[str]], *
         if free is not None and free < need:
             raise PushError(_no_space(bundle.name, staging, free, need))
         echo(f"copying {bundle.name} {bundle.manifest.version} to {target.where()}:{remote_dir}")
-        rsync = ["rsync", "-a", "--delete", "--timeout=30", "-e", shlex.join(target.ssh_command()),
+        # -rlt, not -a: the Pi's files get group face-edge from the setgid staging folder and modes
+        # the service can read, whatever the owner, group and umask were on the desktop.
+        rsync = ["rsync", "-rlt", "--chmod=D770,F660", "--delete", "--timeout=30",
+                 "-e", shlex.join(target.ssh_command()),
                  f"{bundle.path}/", f"{target.host}:{remote_dir}/"]
         try:
             copied = subprocess.run(rsync, stdin=subprocess.DEVNULL, capture_output=True, text=True)

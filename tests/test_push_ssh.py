@@ -224,6 +224,8 @@ def test_push_installs_reloads_the_running_service_and_rolls_back(
         assert device.running() == "2" and device.client.status()["pid"] == pid   # hot: same process
         assert os.readlink(device.models / NAME) == ".versions/attributes/2"
         assert not (device.staging / NAME).exists()
+        # modes for the service's group, whatever they were on the desktop (there: 0644)
+        assert (device.models / NAME / MODEL_FILE).stat().st_mode & 0o777 == 0o660
 
         # A tampered bundle: the model was swapped and its sha256 updated, but the signature no
         # longer matches -> the device refuses it; v2 keeps running; nothing stays in staging.
