@@ -613,9 +613,9 @@ def push_bundles(target: SshTarget, bundles: Sequence[str | os.PathLike[str]], *
         if free is not None and free < need:
             raise PushError(_no_space(bundle.name, staging, free, need))
         echo(f"copying {bundle.name} {bundle.manifest.version} to {target.where()}:{remote_dir}")
-        # -rlt, not -a: the Pi's files get group face-edge from the setgid staging folder and modes
+        # -rltp, not -a: the Pi's files get group face-edge from the setgid staging folder and modes
         # the service can read, whatever the owner, group and umask were on the desktop.
-        rsync = ["rsync", "-rlt", "--chmod=D770,F660", "--delete", "--timeout=30",
+        rsync = ["rsync", "-rltp", "--chmod=D770,F660", "--delete", "--timeout=30",
                  "-e", shlex.join(target.ssh_command()),
                  f"{bundle.path}/", f"{target.host}:{remote_dir}/"]
         try:
