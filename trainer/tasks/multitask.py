@@ -47,6 +47,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--utk-repeat", type=int, default=2, help="times each UTKFace face is drawn per epoch")
     parser.add_argument("--train-samples", type=int, default=1000, help="representative crops saved for int8")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation files after fitting")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="only crop the faces and cache the lower-backbone features, then stop")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow CPU threads (0 = TensorFlow's default)")
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +91,11 @@ def fit(args: argparse.Namespace) -> Run:
     from ..multitask.model import MultitaskTrainer, build_models, clean_copy
     from ..multitask.spec import KINDS, output_specs
 
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
     utk_root, fer_root = _roots(args)
     spec = CropSpec(args.size, args.margin, args.shift_y)
@@ -113,6 +121,9 @@ def fit(args: argparse.Namespace) -> Run:
     repeats = np.where(train.source[order] == 0, args.utk_repeat, 1)
     train_labels = {k: v[order] for k, v in train.labels().items()}
     val_feats = features.cached_features(f"val_{tag}", models.lower, val.faces, 1, args.seed, augment, cache)
+    if args.prepare_only:
+        print(f"faces and features cached: {data.sizes}")
+        return Run(Path(args.out), {})
     train_ds = features.train_dataset(train_feats, rows, train_labels, repeats, args.batch, args.seed)
     val_ds = features.eval_dataset(val_feats, val.labels(), 256)
 
