@@ -221,7 +221,6 @@ class Pipeline:
             self.source = make_source(self.settings.source)
         self.source.open()
         self._opened = True
-        log.info("source: %s (%s)", self.source.name, "live" if self.source.is_live else "file")
 
     def stop(self) -> None:
         """Ask the loop to end after the current frame (safe from signal handlers and other threads)."""
@@ -374,6 +373,7 @@ class Pipeline:
         """
         try:
             self.open()
+            log.info("running on %s (%s)", self.source.name, "live" if self.source.is_live else "file")
             while not self._stop.is_set():
                 if not self.step():
                     break
