@@ -641,6 +641,12 @@ def push_bundles(target: SshTarget, bundles: Sequence[str | os.PathLike[str]], *
         installed = target.run(cmd + [remote_dir], timeout=timeout * 2 + 120)
         for line in installed.stdout.splitlines():
             echo(line)
+        if installed.returncode == 127:
+            command = " ".join(_remote_face_edge(remote_face_edge))
+            with contextlib.suppress(FaceEdgeError):
+                target.run(["rm", "-rf", "--", remote_dir], timeout=target.connect_timeout + 20)
+            raise PushError(f"{target.where()}: {command!r} is not installed there ({_remote_error(installed)}): "
+                            "run systemd/install.sh on the Pi or pass --remote-face-edge")
         if installed.returncode != 0:
             if installed.returncode == 255:
                 raise PushError(explain_failure(target, installed.stderr, f"installing {bundle.name}"))

@@ -285,7 +285,8 @@ def test_cut_connection_and_full_disk_leave_the_old_model_and_no_partial_bundle(
         device.edge.stop()
 
 
-def test_unreachable_host_wrong_key_and_unknown_name_fail_clearly(sshd: Sshd, bundles: dict[str, Path]) -> None:
+def test_unreachable_host_wrong_key_unknown_name_and_no_face_edge_fail_clearly(
+        sshd: Sshd, bundles: dict[str, Path], tmp_path: Path) -> None:
     closed = _free_port()
     done = push(sshd, None, str(bundles["v1"]), port=closed)
     assert done.returncode == 3
@@ -298,3 +299,12 @@ def test_unreachable_host_wrong_key_and_unknown_name_fail_clearly(sshd: Sshd, bu
 
     unknown = push(sshd, None, str(bundles["v1"]), host="root@face-edge-no-such-host.invalid")
     assert unknown.returncode == 3 and "cannot resolve" in unknown.stderr
+
+    # a Pi without face-edge: said so, and the copied bundle does not stay in staging
+    staging = tmp_path / "staging"
+    cmd = [sys.executable, "-m", "edge.cli", "push", "root@127.0.0.1", str(bundles["v1"]), *sshd.ssh_args(),
+           "--remote-face-edge", "face-edge-not-installed-here", "--staging", str(staging)]
+    missing = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 3, missing.stderr
+    assert "is not installed there" in missing.stderr and "install.sh" in missing.stderr
+    assert list(staging.iterdir()) == []
