@@ -65,8 +65,8 @@ class MultitaskPredictor:
         missing = {"age", "gender", "emotion", "ethnicity"} - set(self.outputs)
         if missing:
             raise DataError(f"{path}: not a multitask model (no output(s) {', '.join(sorted(missing))})")
-        self.crop = crop if isinstance(crop, CropSpec) else CropSpec.from_dict(crop)
-        self.cropper = FaceCropper(self.crop, pad=DETECT_PAD)
+        self.crop_spec = crop if isinstance(crop, CropSpec) else CropSpec.from_dict(crop)
+        self.cropper = FaceCropper(self.crop_spec, pad=DETECT_PAD)
         held = metrics.get("heldout_int8") if self.kind == "bundle" else None
         held = held or metrics.get("heldout") or {}
         self.age_mae = float(held.get("age_mae") or 6.0)
@@ -145,3 +145,50 @@ def predict(image: Image, model: Union[str, Path, None] = None) -> dict[str, Any
     ``model`` is a bundle or RUN folder (default: the shipped models/multitask bundle).
     """
     return _predictor(str(model or DEFAULT_BUNDLE)).predict(image)
+
+
+CSV_COLUMNS = ("age", "age_group", "gender", "emotion", "ethnicity")
+
+
+def predict_files(paths: list[Path], model: Union[str, Path]) -> tuple[list[str], list[list[Any]]]:
+    """Return (CSV header, one row per image: image, face_detected, then label and confidence per head)."""
+    predictor = _predictor(str(model))
+    crops, found = [], []
+    for path in paths:
+        crop, detected = predictor.crop(path)
+        crops.append(crop)
+        found.append(detected)
+    results = predictor.predict_crops(np.stack(crops)) if crops else []
+    header = ["image", "face_detected"]
+    for head in CSV_COLUMNS:
+        header += [head, f"{head}_confidence"]
+    rows = []
+    for path, detected, res in zip(paths, found, results):
+        row: list[Any] = [str(path), int(detected)]
+        for head in CSV_COLUMNS:
+            value = res[head].get("value", res[head].get("label"))
+            row += [value, res[head]["confidence"]]
+        rows.append(row)
+    return header, rows
+
+
+def predict_command(args: Any) -> int:
+    """``face-train predict RUN|BUNDLE IMAGES... [--csv out.csv]`` for multitask models; returns the exit code."""
+    import csv
+    import sys
+
+    from trainer.commands.predict import expand_images
+
+    paths = expand_images(args.images)
+    header, rows = predict_files(paths, args.run)
+    out = open(args.csv, "w", newline="") if args.csv else sys.stdout
+    try:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+    finally:
+        if args.csv:
+            out.close()
+    if args.csv:
+        print(f"wrote {len(rows)} rows to {args.csv}")
+    return 0

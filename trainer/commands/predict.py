@@ -16,7 +16,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp"}
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``predict``: run a RUN's Keras model on image files (or folders of images)."""
     parser = subparsers.add_parser("predict", help="predict on images; one CSV row per image")
-    parser.add_argument("run", help="RUN folder")
+    parser.add_argument("run", help="RUN folder (or a bundle folder, for tasks that support it)")
     parser.add_argument("images", nargs="+", help="image files or folders")
     parser.add_argument("--csv", default=None, help="CSV file to write (default: stdout)")
     parser.set_defaults(func=run)
@@ -38,8 +38,28 @@ def expand_images(items: list[str]) -> list[Path]:
     return paths
 
 
+def _task_predict(folder: str):
+    """Return the ``predict_command`` of the task that made ``folder`` (RUN or bundle), or None."""
+    import yaml
+
+    from ..tasks import task_of_run
+
+    for name in ("run.yaml", "manifest.yaml"):
+        path = Path(folder) / name
+        if path.is_file():
+            try:
+                info = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                return getattr(task_of_run(info), "predict_command", None)
+            except Exception:
+                return None
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Crop every image like the device, predict, and write the CSV."""
+    handler = _task_predict(args.run)  # tasks with their own CSV columns (e.g. multitask) handle it
+    if handler is not None:
+        return handler(args)
     run_ = read_run(args.run)
     paths = expand_images(args.images)
     crops, detected = crop_files(paths, run_)
