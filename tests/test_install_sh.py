@@ -89,6 +89,11 @@ def fake_root(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     src = tmp_path / "src"
     shutil.copytree(REPO, src, ignore=COPY_IGNORE)
     env["FACE_EDGE_TEST_INSTALL"] = str(src / "systemd" / "install.sh")
+    # a shipped bundle (a tiny real one), as models/<name>/ in the source
+    from tests.helpers.tiny_bundles import build_attributes_bundle
+
+    shutil.rmtree(src / "models", ignore_errors=True)
+    build_attributes_bundle(src / "models" / "attributes")
     return root, env
 
 
@@ -122,6 +127,11 @@ def test_install_twice_then_uninstall(fake_root: tuple[Path, dict[str, str]], tm
     for sub in ("", "/models", "/staging", "/gallery"):
         st = (root / f"var/lib/face-edge{sub}").stat()
         assert st.st_uid == uid and oct(st.st_mode & 0o7777) == "0o2770"
+    shipped = root / "var/lib/face-edge/models/attributes"
+    assert (shipped / "model.tflite").is_file() and shipped.stat().st_uid == uid
+    from edge.bundle import load_bundle
+
+    assert load_bundle(shipped).manifest.task == "attributes"
     cfg = (root / "etc/face-edge/edge.yaml").read_text()
     assert "control_socket: /run/face-edge/control.sock" in cfg
     # the config it writes is valid for this face-edge
