@@ -238,6 +238,10 @@ def test_gallery_list_remove_export_import(tmp_path: Path, models_dir: Path, cap
     assert face_edge("gallery", "import", str(backup), "--config", str(config), "--replace") == 0
     assert sorted(Gallery.read(gallery_file).names()) == ["biden", "obama"]
     assert face_edge("gallery", "remove", "carol", "--config", str(config)) == 2
+    gallery_file.unlink()  # a lost gallery comes back from the export
+    assert face_edge("gallery", "import", str(backup), "--config", str(config)) == 0
+    assert sorted(Gallery.load(gallery_file, "embedding", "0.1").names()) == ["biden", "obama"]
+    assert stat.S_IMODE(gallery_file.stat().st_mode) == 0o600
 
 
 def test_model_change_asks_to_re_enroll_or_reembeds_kept_photos(tmp_path: Path, models_dir: Path, new_model: Path,
