@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,10 +26,12 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from converters.convert import measure_mode, strip_unit_normalization  # noqa: E402
+from converters.convert import staged_model, strip_unit_normalization  # noqa: E402
 from converters.errors import ConvertError  # noqa: E402
-from converters.quantize import MODES, QuantConfig, representative_set  # noqa: E402
+from converters.parity import parity_report, tflite_outputs  # noqa: E402
+from converters.quantize import MODES, QuantConfig, convert_keras, representative_set  # noqa: E402
 from converters.run import keras_predict, load_keras_model, load_run  # noqa: E402
+from edge.models import FaceModel  # noqa: E402
 
 
 def shipped_runs(models_dir: Path) -> list[tuple[str, Path]]:
@@ -73,7 +76,20 @@ def keras_face_ms(model, faces: np.ndarray, repeats: int) -> float:
     return float(np.median(times) * 1000)
 
 
-def bench_run(label: str, run_dir: Path, repeats: int) -> list[str]:
+def interleaved_latency(models: dict[str, FaceModel], faces: np.ndarray, repeats: int) -> dict[str, float]:
+    """Return each model's median ms per face, timing the modes in turn so load drift hits all alike."""
+    crops = [np.ascontiguousarray(f[:, :, ::-1]) for f in faces[:20]]
+    times: dict[str, list[float]] = {m: [] for m in models}
+    for i in range(repeats + 5):
+        for mode, model in models.items():
+            t0 = time.perf_counter()
+            model.predict(crops[i % len(crops)])
+            if i >= 5:
+                times[mode].append(time.perf_counter() - t0)
+    return {m: float(np.median(t) * 1000) for m, t in times.items()}
+
+
+def bench_run(label: str, run_dir: Path, repeats: int, scratch: Path) -> list[str]:
     """Return the markdown rows of every mode of one run."""
     run = load_run(run_dir)
     heldout = run.heldout_faces()[:100]
@@ -86,15 +102,22 @@ def bench_run(label: str, run_dir: Path, repeats: int) -> list[str]:
         rep = representative_set(run.train_faces(), 300, 0)
     except ConvertError:
         rep = None
-    rows, first = [], None
+    sizes, agreement, models = {}, {}, {}
     for mode in MODES:
         if mode == "int8" and rep is None:
             continue
-        r = measure_mode(model, run.manifest, QuantConfig(mode=mode), rep, heldout, float_outs, labels, 1, repeats)
-        first = first or r
-        rows.append(f"| {label} | {mode} | {r['bytes'] / 1024:.0f} | {r['bytes'] / first['bytes']:.2f} | "
-                    f"{r['latency_ms']:.2f} | {first['latency_ms'] / r['latency_ms']:.2f}x | "
-                    f"{baseline / r['latency_ms']:.1f}x | {r['min_agreement']:.3f} ({r['worst_head']}) |")
+        flat = convert_keras(model, QuantConfig(mode=mode), rep)
+        folder = scratch / f"{run_dir.name}-{mode}"
+        folder.mkdir(parents=True)
+        models[mode] = staged_model(folder, run.manifest, flat, threads=1)
+        report = parity_report(models[mode].manifest, float_outs, tflite_outputs(models[mode], heldout), labels)
+        sizes[mode], agreement[mode] = len(flat), f"{report['min_agreement']:.3f} ({report['worst_head']})"
+    latency = interleaved_latency(models, heldout, repeats)
+    rows = []
+    for mode in models:
+        rows.append(f"| {label} | {mode} | {sizes[mode] / 1024:.0f} | {sizes[mode] / sizes['float32']:.2f} | "
+                    f"{latency[mode]:.2f} | {latency['float32'] / latency[mode]:.2f}x | "
+                    f"{baseline / latency[mode]:.0f}x | {agreement[mode]} |")
         print(rows[-1], file=sys.stderr)
     return rows
 
@@ -114,12 +137,15 @@ def main() -> int:
 
     print(f"Measured by `python benchmarks/convert_modes.py` on {platform.machine()} "
           f"({os.cpu_count()} cores, one interpreter thread, ai_edge_litert, FaceModel.predict median per face):\n")
+    print(f"Load average at start: {os.getloadavg()[0]:.1f}. Naive baseline: the float Keras model called "
+          "eagerly on one face.\n")
     print("| model | mode | KiB | size vs float32 | ms / face | speed vs float32 | speed vs Keras float "
           "| min head agreement with Keras |")
     print("|---|---|---|---|---|---|---|---|")
-    for label, path in runs:
-        for row in bench_run(label, path, args.repeats):
-            print(row)
+    with tempfile.TemporaryDirectory(prefix="convert-modes-") as scratch:
+        for label, path in runs:
+            for row in bench_run(label, path, args.repeats, Path(scratch)):
+                print(row)
     return 0
 
 

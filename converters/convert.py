@@ -53,7 +53,7 @@ def _resolved_outputs(manifest: Manifest, flat: bytes) -> tuple[OutputSpec, ...]
     return tuple(outs)
 
 
-def _staged_model(folder: Path, base: Manifest, flat: bytes, threads: int) -> FaceModel:
+def staged_model(folder: Path, base: Manifest, flat: bytes, threads: int) -> FaceModel:
     """Write ``flat`` as folder/model.tflite and return a FaceModel on it with a matching manifest."""
     (folder / MODEL_FILE).write_bytes(flat)
     details = io_details(flat)
@@ -119,7 +119,7 @@ def measure_mode(model: Any, base: Manifest, cfg: QuantConfig, rep: Optional[np.
     """Return size, per-face latency (FaceModel.predict, ``threads``) and lowest head agreement of one mode."""
     flat = convert_keras(model, cfg, rep)
     with tempfile.TemporaryDirectory(prefix="face-convert-mode-") as scratch:
-        fm = _staged_model(Path(scratch), base, flat, threads)
+        fm = staged_model(Path(scratch), base, flat, threads)
         report = parity_report(fm.manifest, float_outs, tflite_outputs(fm, heldout), labels)
         return {"bytes": len(flat), "latency_ms": latency_ms(fm, heldout, repeats=repeats),
                 "min_agreement": report["min_agreement"], "worst_head": report["worst_head"]}
@@ -163,7 +163,7 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
     flat = convert_keras(model, cfg, rep)
 
     with staging_folder(out_dir) as tmp:
-        fm = _staged_model(tmp, run.manifest, flat, threads)
+        fm = staged_model(tmp, run.manifest, flat, threads)
         report = parity_report(fm.manifest, float_outs, tflite_outputs(fm, heldout), labels)
         floor_met = all(h["agreement"] >= floor for h in report["heads"].values())
         if cfg.mode == "int8" and not force:
@@ -182,7 +182,9 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
         golden = write_golden(tmp, fm, heldout[:golden_faces])
         details = io_details(flat)
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-        quantization = {**cfg.to_dict(), "rep_faces": 0 if rep is None or cfg.mode != "int8" else int(len(rep)),
+        int8_only = ("io_type", "per_channel", "rep_size", "seed")
+        quantization = {**{k: v for k, v in cfg.to_dict().items() if cfg.mode == "int8" or k not in int8_only},
+                        "rep_faces": 0 if rep is None or cfg.mode != "int8" else int(len(rep)),
                         "input_scale": details["input"]["scale"], "input_zero_point": details["input"]["zero_point"],
                         "tflite_bytes": len(flat), "converted": now, "tensorflow": _tf_version()}
         if stripped:
@@ -198,8 +200,9 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
         train_cmd = (run.raw.get("training") or {}).get("command") if isinstance(run.raw.get("training"), dict) else None
         rebuild_text = (f"{train_cmd}\n" if train_cmd else "") + rebuild
         card_extra = _card_extra(run)
-        (tmp / CARD).write_text(render_model_card(fm.manifest, run.raw, parity, quantization, rebuild_text,
-                                                  card_extra), encoding="utf-8")
+        write_card = lambda: (tmp / CARD).write_text(  # noqa: E731
+            render_model_card(fm.manifest, run.raw, parity, quantization, rebuild_text, card_extra), encoding="utf-8")
+        write_card()
 
         extra = {k: v for k, v in run.manifest.extra.items() if k not in RUN_ONLY_KEYS}
         extra["quantization"] = quantization
@@ -217,6 +220,7 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
         runtimes = _runtime_check(FaceModel(Bundle(tmp, manifest), get_runtime("ai_edge_litert")))
         parity["runtimes"] = runtimes
         write_json(tmp, PARITY_FILE, parity)
+        write_card()
         manifest = replace(manifest, runtimes_checked=tuple(r for r, v in runtimes.items() if v == "ok"),
                            extra={**extra, "runtimes": runtimes})
         write_manifest(tmp, manifest)

@@ -80,6 +80,10 @@ def render_model_card(manifest: Manifest, run_raw: Mapping[str, Any], parity: Ma
             agree = row.get("min_agreement")
             lines.append(f"| {mode} | {row['bytes'] / 1024:.1f} | {row['latency_ms']:.2f} | "
                          f"{'-' if agree is None else f'{agree:.4f}'} |")
+    runtimes = parity.get("runtimes") or {}
+    if runtimes:
+        lines += ["", "Golden faces replayed after writing: "
+                  + "; ".join(f"{name} {status}" for name, status in runtimes.items()) + "."]
     lines += ["", "## Limits", ""]
     unreliable = [f"{o.name}: {', '.join(o.unreliable)}" for o in manifest.outputs if o.unreliable]
     lines.append("- Labels flagged unreliable are not shown on the device: "
