@@ -102,9 +102,12 @@ def head_model(model: keras.Model) -> keras.Model:
 
 def extract_features(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, Any]:
     """Return (pooled features, labels) of every batch of ``ds`` (x, y) in order."""
+    from tqdm import tqdm
+
     feats = pooled_feature_model(model)
     xs, ys = [], []
-    for x, y in ds:
+    total = int(ds.cardinality().numpy()) if int(ds.cardinality().numpy()) > 0 else None
+    for x, y in tqdm(ds, total=total, desc="backbone features", mininterval=5):
         xs.append(feats(x, training=False).numpy())
         ys.append(y)
     labels = tf.nest.map_structure(lambda *t: np.concatenate([np.asarray(v) for v in t]), *ys)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,8 +191,22 @@ def build_model(args: argparse.Namespace, n_labels: int, bias: Optional[list[flo
     x = nets.dense_trunk(nets.pooled_features(backbone), args.trunk, args.dropout)
     out = nets.sigmoid_head(x, n_labels, HEAD, bias)
     model = keras.Model(backbone.input, {HEAD: out}, name=f"attributes_{args.backbone}")
-    model.weights_origin = str(weights) if weights else "random initialisation (from scratch)"
+    model.weights_origin = (f"ImageNet MobileNetV2 1.0 no-top ({_display(weights)})" if weights == nets.IMAGENET_MOBILENET_V2
+                            else _display(weights) if weights else "random initialisation (from scratch)")
     return model
+
+
+def _display(path: Any) -> str:
+    """Return ``path`` relative to the working folder when it lies beside it (../shared/...), else as is."""
+    try:
+        return os.path.relpath(Path(path).resolve())
+    except ValueError:
+        return str(path)
+
+
+def command_line() -> str:
+    """Return the face-train command that is running (for run.yaml training.command and the model card)."""
+    return "face-train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -278,12 +294,12 @@ def fit(args: argparse.Namespace) -> Run:
                      "thresholds": [round(float(t), 3) for t in thresholds], "unreliable": unreliable}],
         "metrics": {"validation": {"n": int(len(val_idx)), "mean_accuracy": val_report["mean_accuracy"],
                                    "mean_balanced_accuracy": val_report["mean_balanced_accuracy"]}},
-        "data": {"layout": faces.layout, "path": str(Path(args.data).resolve()), "key": faces.key,
+        "data": {"layout": faces.layout, "path": _display(args.data), "key": faces.key,
                  "images": len(faces.paths), "split": split_how,
                  "counts": {"train": int(len(train_idx)), "val": int(len(val_idx)), "test": int(len(test_idx))},
                  "crops": crop_stats, "detect_pad": args.detect_pad, "licence": faces.licence,
                  "limit": args.limit, **faces.notes},
-        "training": {"task": NAME, "backbone": args.backbone, "alpha": args.alpha, "input_size": args.size,
+        "training": {"task": NAME, "command": command_line(), "backbone": args.backbone, "alpha": args.alpha, "input_size": args.size,
                      "weights": model.weights_origin, "loss": args.loss, "corr_lambda": args.corr_lambda,
                      "class_balanced_sampling": bool(args.balanced), "batch": args.batch,
                      "trunk_units": args.trunk, "dropout": args.dropout, "augment": augment_cfg,
