@@ -9,6 +9,8 @@ so the demo shows two tracks, appear/leave events and boxes that follow moving f
     python assets/make_demo_clip.py [--out edge/assets/demo.mp4]
 
 Prints the size of the file and in how many frames the Haar detector finds each face.
+``--overlay assets/overlay.jpg`` instead saves the README's overlay picture: frame 70 of the clip
+after the full loop with edge.yaml (the bundles in models/; detection only while there are none).
 """
 from __future__ import annotations
 
@@ -106,11 +108,41 @@ def detection_report(path: Path) -> str:
     return f"{total} frames; frames by number of faces found: {dict(sorted(counts.items()))}"
 
 
+def overlay_picture(out: Path, frame_index: int = 70) -> None:
+    """Save frame ``frame_index`` of the demo as drawn by the full loop with edge.yaml."""
+    sys.path.insert(0, str(REPO))
+    from edge.config import load_settings
+    from edge.pipeline import Pipeline
+
+    class Keep:
+        name = "picture"
+        frame = None
+
+        def write(self, frame: np.ndarray) -> bool:
+            self.frame = frame.copy()
+            return True
+
+        def close(self) -> None:
+            pass
+
+    settings = load_settings(REPO / "edge.yaml")
+    settings.source.realtime = False
+    keep = Keep()
+    pipeline = Pipeline(settings, sinks=[keep])
+    pipeline.run(max_frames=frame_index + 1)
+    cv2.imwrite(str(out), keep.frame)
+    print(f"{out}: frame {frame_index}, models: {', '.join(pipeline.models) or 'none (detection only)'}")
+
+
 def main() -> None:
     """Build the clip and print its size and detection figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "edge" / "assets" / "demo.mp4")
+    parser.add_argument("--overlay", type=Path, help="instead of building the clip, save the overlay picture here (e.g. assets/overlay.jpg)")
     args = parser.parse_args()
+    if args.overlay:
+        overlay_picture(args.overlay)
+        return
     args.out.parent.mkdir(parents=True, exist_ok=True)
     path = write_clip(args.out)
     print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
