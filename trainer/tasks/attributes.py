@@ -398,7 +398,7 @@ def evaluate(run: Run, args: argparse.Namespace, model: Any = None) -> dict[str,
         gradcam_figure(model, faces[:6], folder / f"gradcam_{n}.png", HEAD, c, n,
                        [("yes " if labels[i, c] == 1 else "no ") + n for i in range(min(6, len(faces)))])
     headline = {n: round(report["per_label"][n]["accuracy"], 4) for n in shown}
-    return {
+    metrics = {
         "heldout": desc,
         "float": {"n": report["n"], "mean_accuracy": report["mean_accuracy"],
                   "mean_balanced_accuracy": report["mean_balanced_accuracy"],
@@ -409,3 +409,61 @@ def evaluate(run: Run, args: argparse.Namespace, model: Any = None) -> dict[str,
                           if key in ("accuracy", "balanced_accuracy", "f1", "auc", "threshold", "positive_rate")}
                       for n, m in report["per_label"].items()},
     }
+    write_card(Run(run.path, {**run.info, "metrics": {**(run.info.get("metrics") or {}), **metrics}}))
+    return metrics
+
+
+# Floors of the shipped CelebA model (issue 4): identity-disjoint test split, after int8 conversion.
+FLOORS = {"Male": 0.94, "Smiling": 0.88, "Eyeglasses": 0.97, "Blond_Hair": 0.93, "Young": 0.84, "mean": 0.89}
+
+
+def write_card(run: Run, bundle_name: str = "models/attributes") -> Path:
+    """Write RUN/eval/card.md (appended to the bundle's MODEL_CARD.md by face-convert); return its path.
+
+    Holds the headline table (float from the trainer's evaluation, int8 from ``face-train
+    eval-bundle`` when it has run), the unreliable attributes, known limits and the rebuild steps.
+    """
+    from ..bundle_eval import headline_markdown
+
+    metrics = run.info.get("metrics") or {}
+    out = run.output(HEAD)
+    lines = ["## Attribute figures (identity-disjoint held-out test split)", ""]
+    int8_path = run.eval_dir / "int8_metrics.json"
+    if int8_path.is_file():
+        int8 = json.loads(int8_path.read_text())
+        lines += [f"Measured on {int8['n']} held-out faces: float = Keras model (trainer evaluation), "
+                  f"int8 = this bundle's model.tflite run through edge.models.FaceModel ({int8.get('runtime')}), "
+                  "each at the manifest's per-attribute thresholds (tuned on the validation split).", "",
+                  headline_markdown(metrics, int8, HEAD, FLOORS if set(HEADLINE) <= set(out["labels"]) else None), ""]
+    else:
+        f = metrics.get("float") or {}
+        lines += [f"Float model: mean accuracy {f.get('mean_accuracy')}, headline {f.get('headline_accuracy')}", ""]
+    per = metrics.get("per_label") or {}
+    if per:
+        lines += ["<details><summary>All attributes (float, held-out test)</summary>", "",
+                  "| attribute | accuracy | balanced acc. | F1 | AUC | threshold |", "|---|---|---|---|---|---|"]
+        for name, m in per.items():
+            auc = m.get("auc")
+            lines.append(f"| {name} | {m['accuracy']:.3f} | {m['balanced_accuracy']:.3f} | {m['f1']:.3f} | "
+                         f"{'-' if auc is None else f'{auc:.3f}'} | {m['threshold']:.2f} |")
+        lines += ["", "</details>", ""]
+    unreliable = out.get("unreliable") or []
+    data = run.info.get("data") or {}
+    training = run.info.get("training") or {}
+    lines += ["## Attribute limits", "",
+              f"- Not shown on the device (validation balanced accuracy < 0.70): {', '.join(unreliable) or 'none'}.",
+              f"- Trained on {data.get('counts', {}).get('train', '?')} faces of {data.get('key', '?')}: celebrities, "
+              "mostly young, light-skinned and posed; CelebA labels are subjective for attributes such as "
+              "Attractive, Oval_Face or Pointy_Nose. Expect lower figures on ordinary camera faces.",
+              f"- Faces are cut by edge.crop on a Haar box (aligned-frame fallback for "
+              f"{(data.get('crops') or {}).get('fallback', '?')} of {data.get('images', '?')} training images "
+              "where Haar found nothing); on the Pi the same crop is used, so profile faces Haar misses are not scored.",
+              "", "## Full rebuild (from ../shared/data, in the repository root)", "", "```bash",
+              training.get("command", "face-train fit attributes --data ../shared/data/celeba --out runs/attributes"),
+              f"face-convert {run.path} --quant int8 --out {bundle_name}",
+              f"face-train eval-bundle {bundle_name} --run {run.path}   # int8 figures via edge FaceModel -> card.md",
+              f"face-convert {run.path} --quant int8 --out {bundle_name}   # again, so the card and manifest carry them",
+              "```", ""]
+    path = run.eval_dir / "card.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
