@@ -190,6 +190,14 @@ def test_camera_enrollment_from_a_clip_standing_in_for_the_camera(tmp_path: Path
     assert gallery.list()[0].samples == 4
 
 
+def test_camera_enrollment_does_not_use_the_demo_clip(tmp_path: Path, models_dir: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    config = write_config(tmp_path, models_dir)  # source.uri is left at its default, the demo clip
+    assert face_edge("enroll", "rose", "--camera", "--config", str(config)) == 2
+    assert "source.uri is the demo clip" in output(capsys)
+    assert not (tmp_path / "gallery" / "gallery.npz").exists()
+
+
 def test_camera_frames_are_spaced_and_capped(tmp_path: Path, models_dir: Path) -> None:
     settings = settings_from_dict({"models": {"dir": str(models_dir)}})
     enroller = make_enroller(settings, embedding_bundle(settings))

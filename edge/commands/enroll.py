@@ -7,6 +7,7 @@ from typing import Union
 
 from ..enroll import (MIN_SHARPNESS, EnrollResult, Sample, Skipped, add_to_gallery, consistency_warnings,
                       embedding_bundle, frames_from, make_enroller)
+from ..errors import SourceError
 from ..gallery import Gallery, check_name, gallery_lock, model_threshold, people_count
 from ..sources import open_source
 from . import add_config_options, load_config
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         for item in [*result.samples, *result.skipped]:
             _show(item)
     else:
+        if args.source is None and str(settings.source.uri).strip() == "demo":
+            raise SourceError("enroll --camera: source.uri is the demo clip; give --source 0, /dev/video0 or "
+                              "picamera, or set source.uri in the config")
         # Files (a clip standing in for the camera) are read once, as fast as they decode.
         src_settings = dataclasses.replace(settings.source, loop=False, realtime=False)
         source = open_source(src_settings, args.source)
