@@ -35,6 +35,8 @@ class DetectorSettings:
     min_size: int = 40                 # smallest face side, in full-frame pixels
     scale_factor: float = 1.1
     min_neighbors: int = 5
+    full_frame_every: int = 1          # 1: whole frame every frame; N: whole frame every Nth frame and, between,
+                                       # only around the live tracks (faster; a new face waits up to N frames)
 
 
 @dataclass
@@ -170,6 +172,7 @@ def _check_ranges(s: Settings) -> None:
         ("detector.scale_factor", s.detector.scale_factor > 1.0, "a number above 1.0"),
         ("detector.min_size", s.detector.min_size >= 8, "at least 8"),
         ("detector.min_neighbors", s.detector.min_neighbors >= 0, "0 or more"),
+        ("detector.full_frame_every", s.detector.full_frame_every >= 1, "at least 1"),
         ("tracker.iou", 0 < s.tracker.iou < 1, "a number in (0, 1)"),
         ("tracker.refresh_every", s.tracker.refresh_every >= 1, "at least 1"),
         ("tracker.vote_min", 1 <= s.tracker.vote_min <= s.tracker.vote_window,

@@ -52,8 +52,13 @@ class HaarDetector:
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
 
-    def detect(self, frame: np.ndarray, grey: Optional[np.ndarray] = None) -> list[Box]:
-        """Return the face boxes found in a BGR (or grey) frame, largest first."""
+    def detect(self, frame: np.ndarray, grey: Optional[np.ndarray] = None, min_size: Optional[int] = None,
+               max_size: Optional[int] = None) -> list[Box]:
+        """Return the face boxes found in a BGR (or grey) frame, largest first.
+
+        ``min_size`` / ``max_size`` (full-frame pixels) narrow the searched face sizes for this
+        call (default: the detector's min_size and no maximum).
+        """
         if frame is None or frame.size == 0:
             return []
         if grey is None:
@@ -61,9 +66,11 @@ class HaarDetector:
         f = self.downscale
         small = grey if f == 1.0 else cv2.resize(grey, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         small = cv2.equalizeHist(small)
-        side = max(8, int(round(self.min_size * f)))
+        side = max(8, int(round((self.min_size if min_size is None else min_size) * f)))
+        top = (0, 0) if max_size is None else (max(side, int(round(max_size * f))),) * 2
         found = self.classifier.detectMultiScale(small, scaleFactor=self.scale_factor,
-                                                 minNeighbors=self.min_neighbors, minSize=(side, side))
+                                                 minNeighbors=self.min_neighbors, minSize=(side, side),
+                                                 maxSize=top)
         boxes = [(int(round(x / f)), int(round(y / f)), int(round(w / f)), int(round(h / f)))
                  for (x, y, w, h) in (found if len(found) else [])]
         return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)

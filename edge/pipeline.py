@@ -21,19 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import cv2
 import numpy as np
 
 from .bundle import load_bundle, load_public_key
 from .config import Settings
-from .crop import CropSpec, crop_face
+from .crop import Box, CropSpec, crop_face
 from .detect import HaarDetector
 from .errors import FaceEdgeError, GalleryError
 from .models import FaceModel
 from .overlay import FaceSummary, draw_faces, draw_status, face_summary, status_frame
 from .runtime import get_runtime
 from .sinks import EventSink, FrameSink
-from .sources import Source, make_source
-from .track import IouTracker, Track
+from .sources import ImageFolder, Source, make_source
+from .track import IouTracker, Track, iou
 
 log = logging.getLogger("face-edge.pipeline")
 
@@ -257,7 +258,7 @@ class Pipeline:
                 log.warning("source %s gave an empty frame; skipped (%d so far)", self.source.name, self._empty_frames)
             return True
         now = time.time()
-        boxes = self.detector.detect(frame)
+        boxes = self._detect(frame)
         t2 = time.perf_counter()
         ended = self.tracker.update(boxes, self.frame_index, now)
         t3 = time.perf_counter()
@@ -287,6 +288,31 @@ class Pipeline:
         for callback in list(self.on_frame):
             callback(self, index)
         return keep_going
+
+    def _detect(self, frame: np.ndarray) -> list[Box]:
+        """Return this frame's face boxes: the whole frame, or only the regions around live tracks
+        when ``detector.full_frame_every`` > 1 and this is not a whole-frame turn."""
+        every = self.settings.detector.full_frame_every
+        tracks = [t for t in self.tracker.tracks if t.missed == 0]
+        if every <= 1 or not tracks or self.frame_index % every == 0 or isinstance(self.source, ImageFolder):
+            return self.detector.detect(frame)
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+        fh, fw = grey.shape[:2]
+        boxes: list[Box] = []
+        for track in tracks:
+            x, y, w, h = track.box
+            side = max(w, h)
+            pad = side // 2                       # search twice the box, for faces of 0.7x to 1.5x its size
+            x0, y0 = max(0, x - pad), max(0, y - pad)
+            x1, y1 = min(fw, x + w + pad), min(fh, y + h + pad)
+            region = grey[y0:y1, x0:x1]
+            low = max(self.detector.min_size, int(side * 0.7))
+            for bx, by, bw, bh in self.detector.detect(region, grey=region, min_size=low,
+                                                       max_size=int(side * 1.5)):
+                box = (bx + x0, by + y0, bw, bh)
+                if all(iou(box, b) < 0.5 for b in boxes):   # regions of nearby faces overlap
+                    boxes.append(box)
+        return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
 
     def _tick_fps(self, t: float) -> None:
         if self._last_t is not None and t > self._last_t:

@@ -91,3 +91,12 @@ def test_grey_input_gives_the_same_boxes():
     detector = HaarDetector()
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     assert detector.detect(frame) == detector.detect(grey)
+
+
+def test_size_limits_per_call():
+    frame = _frames(DEMO_CLIP, limit=1)[0]
+    detector = HaarDetector()
+    (x, y, w, h), *_ = detector.detect(frame)
+    assert detector.detect(frame, max_size=int(w * 0.6)) == [] or all(
+        b[2] <= w * 0.6 + 2 for b in detector.detect(frame, max_size=int(w * 0.6)))
+    assert detector.detect(frame, min_size=int(w * 0.7), max_size=int(w * 1.5))[0][2] == w

@@ -19,6 +19,7 @@ from edge.overlay import ALERT
 from edge.pipeline import LOST_MESSAGE, Pipeline
 from edge.sinks import EventSink
 from edge.sources import DEMO_CLIP, UsbCamera, VideoFile
+from edge.track import iou
 
 from .helpers.tiny_bundles import (build_attributes_bundle, build_embedding_bundle, build_multitask_bundle,
                                    corrupt_model, edit_manifest)
@@ -272,3 +273,21 @@ def test_stop_ends_the_loop_and_releases_the_source(tmp_path):
     pipeline.on_frame.append(lambda p, i: p.stop() if i == 3 else None)
     assert pipeline.run() == 4
     assert source._cap is None and pipeline.stopping
+
+
+def test_full_frame_every_n_finds_the_same_faces_around_tracks(tmp_path):
+    counts = {}
+    for every in (1, 5):
+        s = _settings(tmp_path, tmp_path)
+        s.models.bundles = []
+        s.detector.full_frame_every = every
+        pipeline = Pipeline(s, source=CountingClip(loop=False))
+        seen = []
+        pipeline.on_frame.append(lambda p, i: seen.append([t.box for t in p.tracker.visible()]))
+        pipeline.run(max_frames=40)
+        counts[every] = seen
+    full, roi = counts[1], counts[5]
+    assert sum(map(len, roi)) >= 0.9 * sum(map(len, full))
+    for a, b in zip(full, roi):                  # the main face's box stays where full-frame search puts it
+        if a and b:
+            assert max(iou(a[0], box) for box in b) > 0.5

@@ -39,11 +39,17 @@ class BenchResult:
     model_errors: list[str] = field(default_factory=list)
     faces_per_frame: float = 0.0
     model_runs: int = 0
+    cpu_seconds: float = 0.0                   # CPU time of this process during the timed frames (all threads)
 
     @property
     def fps(self) -> float:
         """Return end-to-end frames per second."""
         return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        """Return the CPU milliseconds this process spent per frame (all its threads together)."""
+        return 1000.0 * self.cpu_seconds / self.frames if self.frames else 0.0
 
 
 def model_ms_per_face(models: dict[str, Any], crops: list[np.ndarray], repeats: int = 30) -> dict[str, float]:
@@ -82,6 +88,7 @@ def measure(settings: Any, frames: int = 300, warmup: int = 10, uri: Optional[st
         pipeline.times.reset()
         start_index = pipeline.frame_index
         faces = 0
+        c0 = time.process_time()
         t0 = time.perf_counter()
         while pipeline.frame_index - start_index < frames:
             if not pipeline.step():
@@ -91,6 +98,7 @@ def measure(settings: Any, frames: int = 300, warmup: int = 10, uri: Optional[st
             if visible and len(sample) < 8 and pipeline._last_frame is not None:
                 sample.append((pipeline._last_frame.copy(), visible[0].box))
         seconds = time.perf_counter() - t0
+        cpu_seconds = time.process_time() - c0
         done = pipeline.frame_index - start_index
         stage_ms = pipeline.times.mean_ms()
         runs = pipeline.times.model_runs
@@ -110,7 +118,7 @@ def measure(settings: Any, frames: int = 300, warmup: int = 10, uri: Optional[st
                            runtime=f"{runtime.name} {runtime.version()}" if runtime else "none (detection only)",
                            threads=settings.models.num_threads, frames=done, seconds=seconds, stage_ms=stage_ms,
                            model_ms=model_ms, model_errors=list(pipeline.model_errors),
-                           faces_per_frame=faces / max(1, done), model_runs=runs)
+                           faces_per_frame=faces / max(1, done), model_runs=runs, cpu_seconds=cpu_seconds)
     finally:
         pipeline.close()
 
@@ -131,6 +139,8 @@ def format_table(result: BenchResult, settings: Any) -> str:
     rows.append(("end-to-end", f"{result.fps:.1f} frames/s ({stages} ms/frame; "
                                f"models ran on {result.model_runs} faces, refresh every "
                                f"{settings.tracker.refresh_every} frames)"))
+    rows.append(("cpu", f"{result.cpu_ms_per_frame:.2f} ms of CPU per frame (all threads; wall "
+                        f"{1000.0 / result.fps if result.fps else 0.0:.2f} ms)"))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

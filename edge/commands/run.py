@@ -70,11 +70,13 @@ def run(args: argparse.Namespace) -> int:
     pipeline.sinks = sinks
     pipeline.events = events
     previous = stop_on_signals(pipeline)
-    service = _attach_service(pipeline, settings)
+    service = None
     started = time.monotonic()
     try:
+        service = _attach_service(pipeline, settings)
         frames = pipeline.run(args.max_frames)
     finally:
+        pipeline.close()             # already done by run(); here for a failed attach
         if service is not None:
             service.close()
         for sig, handler in previous.items():
