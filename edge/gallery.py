@@ -230,6 +230,9 @@ class Gallery:
             data = path.read_bytes()
         except FileNotFoundError:
             raise GalleryError(f"gallery {path} does not exist") from None
+        except PermissionError:
+            raise GalleryError(f"gallery {path}: permission denied; run the command as the user who owns it "
+                               f"(on the Pi: sudo -u face-edge face-edge ...)") from None
         except OSError as exc:
             raise GalleryError(f"gallery {path}: cannot read ({exc.strerror or exc})") from None
         gallery = cls.from_bytes(data, where=f"gallery {path}")
@@ -446,7 +449,7 @@ class Gallery:
             "people": [{"name": p, "enrolled": self._enrolled.get(p, "")} for p in self._people],
         }
         arrays: dict[str, np.ndarray] = {
-            "vectors": self._vectors.astype(np.float32).reshape(-1, int(self.dim or 0)),
+            "vectors": self._vectors.astype(np.float32).reshape(len(self._vectors), int(self.dim or 0)),
             "owners": self._owners.astype(np.int32),
         }
         if self.has_photos:
@@ -478,12 +481,22 @@ def write_atomic(path: Path, data: bytes, check: Optional[Any] = None) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # new folders only: who is enrolled is private
+        owner = _rightful_owner(path)
     except OSError as exc:
-        raise GalleryError(f"gallery folder {path.parent}: cannot create ({exc.strerror or exc})") from None
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    tmp = Path(tmp_name)
+        raise GalleryError(f"gallery folder {path.parent}: cannot create or read ({exc.strerror or exc})") from None
+    euid = os.geteuid()
+    if owner is not None and owner[0] != euid and euid != 0:
+        # A 0600 file of ours could not be read by the service user who owns the gallery.
+        name = _user_name(owner[0])
+        raise GalleryError(f"gallery {path} belongs to user {name}, who must be able to read it: run the command "
+                           f"as {name} (e.g. sudo -u {name} face-edge ...)")
+    tmp: Optional[Path] = None
     try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+        tmp = Path(tmp_name)
         os.fchmod(fd, FILE_MODE)
+        if owner is not None and euid == 0:  # sudo face-edge enroll: the file stays the service user's
+            os.fchown(fd, owner[0], owner[1])
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -493,11 +506,32 @@ def write_atomic(path: Path, data: bytes, check: Optional[Any] = None) -> None:
         os.replace(tmp, path)
         _fsync_folder(path.parent)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise GalleryError(f"gallery {path}: could not be written ({exc.strerror or exc}); the previous file is kept") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
+
+
+def _rightful_owner(path: Path) -> Optional[tuple[int, int]]:
+    """Return the (uid, gid) a gallery file at ``path`` must keep: the existing file's, else its folder's
+    when another non-root user (the service user) owns the folder; None = whoever writes it."""
+    try:
+        st = os.stat(path)
+        return st.st_uid, st.st_gid
+    except FileNotFoundError:
+        st = os.stat(path.parent)
+        return (st.st_uid, st.st_gid) if st.st_uid != 0 else None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
 
 
 @contextlib.contextmanager
@@ -515,6 +549,9 @@ def gallery_lock(path: str | Path) -> Iterator[None]:
     except OSError as exc:
         raise GalleryError(f"gallery {path}: cannot create its lock file ({exc.strerror or exc})") from None
     try:
+        owner = _rightful_owner(Path(path)) if os.geteuid() == 0 else None
+        if owner is not None:  # so the service user can still take the lock after a sudo enrollment
+            os.fchown(fd, owner[0], owner[1])
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -58,6 +58,13 @@ def test_missing_file_is_an_empty_gallery_that_names_nobody(tmp_path: Path) -> N
     assert len(gallery) == 0
     match = gallery.match(unit((0, 1.0)))
     assert match.name is None and math.isinf(match.distance)
+    gallery.save()  # an empty gallery (nobody enrolled yet, or the last one removed) round-trips
+    assert len(Gallery.load(tmp_path / "none.npz", "emb", "1")) == 0
+    full = two_people(tmp_path)
+    for name in full.names():
+        full.remove(name)
+    full.save()
+    assert Gallery.load(full.path, "emb", "1.0").names() == []
 
 
 def test_match_is_the_nearest_member_and_unknown_above_the_threshold(tmp_path: Path) -> None:
@@ -298,3 +305,72 @@ def test_the_lock_lets_one_change_at_a_time(tmp_path: Path) -> None:
     thread.join(5)
     assert order == ["first out", "second in"]
     assert stat.S_IMODE(os.stat(str(path) + ".lock").st_mode) == 0o600
+
+
+# ---- ownership on the Pi: the gallery belongs to the service user ----------------------------
+
+needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                                reason="changing file owners needs root")
+SERVICE_UID = 4321  # stands in for the `face-edge` service user (no such account needs to exist)
+
+
+@needs_root
+def test_sudo_enrollment_keeps_the_gallery_the_service_users(tmp_path: Path) -> None:
+    from edge.gallery import gallery_lock
+
+    folder = tmp_path / "var-lib-face-edge" / "gallery"
+    folder.mkdir(parents=True)
+    os.chown(folder, SERVICE_UID, SERVICE_UID)
+    path = folder / "gallery.npz"
+    with gallery_lock(path):
+        two_people(tmp_path).save(path)
+    for made in (path, Path(str(path) + ".lock")):
+        st = os.stat(made)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (SERVICE_UID, SERVICE_UID, 0o600)
+
+
+@needs_root
+def test_another_user_is_told_to_run_as_the_galleries_owner() -> None:
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="face-edge-owner-", dir="/tmp"))  # pytest's tmp is root-only
+    try:
+        os.chmod(base, 0o755)
+        folder = base / "gallery"
+        folder.mkdir()
+        os.chmod(folder, 0o777)  # even a writable folder: a file its owner cannot read must not be made
+        os.chown(folder, SERVICE_UID, SERVICE_UID)
+        root_file = base / "root.npz"
+        two_people(base).save(root_file)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child becomes an ordinary user (nobody) and tries both
+            try:
+                os.close(read_end)
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                out = []
+                for action in (lambda: Gallery("emb", "1").save(folder / "gallery.npz"),
+                               lambda: Gallery.read(root_file)):
+                    try:
+                        action()
+                        out.append("no error")
+                    except GalleryError as exc:
+                        out.append(str(exc))
+                os.write(write_end, "\n".join(out).encode())
+            except BaseException as exc:  # anything else is reported to the parent, which fails
+                os.write(write_end, f"child failed: {exc!r}".encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as fh:
+            lines = fh.read().splitlines()
+        os.waitpid(pid, 0)
+        assert len(lines) == 2, lines
+        assert "belongs to user 4321" in lines[0] and "sudo -u 4321 face-edge" in lines[0]
+        assert "permission denied" in lines[1] and "sudo -u face-edge" in lines[1]
+        assert not (folder / "gallery.npz").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
