@@ -129,6 +129,8 @@ class Pipeline:
         self._last_frame: Optional[np.ndarray] = None
         self._empty_frames = 0
         self._failed_models: set[str] = set()
+        self._loop_thread: Optional[int] = None
+        self._in_frame = False
         if load:
             self.model_errors = self._install(*self._prepare(None))
 
@@ -192,11 +194,17 @@ class Pipeline:
 
     def reload_models(self, names: Optional[Sequence[str]] = None) -> list[str]:
         """Load ``names`` (default: every configured bundle) beside the running models and swap them in
-        before the next frame; return the error lines (a bundle that fails keeps its running version)."""
+        between two frames; return the error lines (a bundle that fails keeps its running version).
+
+        Called on the loop's thread between frames (an ``on_frame`` callback) the new models run
+        when this returns; from another thread, or a signal handler in the middle of a frame,
+        they take over at the start of the next frame.
+        """
         models, gallery, errors = self._prepare(names)
         with self._lock:
             self._pending = (models, gallery)
-        if not self._opened:
+        between_frames = threading.get_ident() == self._loop_thread and not self._in_frame
+        if not self._opened or between_frames:   # e.g. from an on_frame callback: swap right away
             self._swap()
         return errors
 
@@ -241,8 +249,16 @@ class Pipeline:
 
     def step(self) -> bool:
         """Process one frame; return False when the source has ended or a sink asked to quit."""
+        self._loop_thread = threading.get_ident()
         if self._pending is not None:
             self._swap()
+        self._in_frame = True
+        try:
+            return self._step()
+        finally:
+            self._in_frame = False
+
+    def _step(self) -> bool:
         t0 = time.perf_counter()
         frame = self.source.read(READ_TIMEOUT_S)
         t1 = time.perf_counter()
@@ -285,6 +301,7 @@ class Pipeline:
         tt.frame_s.append(t6 - t0)
         index = self.frame_index
         self.frame_index += 1
+        self._in_frame = False
         for callback in list(self.on_frame):
             callback(self, index)
         return keep_going
@@ -333,6 +350,7 @@ class Pipeline:
         for sink in self.sinks:
             if sink.name == "window" and not sink.write(frame):
                 keep_going = False
+        self._in_frame = False
         for callback in list(self.on_frame):   # keeps the watchdog fed while the camera is away
             callback(self, self.frame_index)
         return keep_going

@@ -156,7 +156,7 @@ def test_reload_swaps_models_between_frames_without_reopening_the_source(models_
         if index == 5:
             build_attributes_bundle(models_dir / "attributes", version="2", seed=1)
             results["ok"] = p.reload_models(["attributes"])
-            results["still_old"] = p.models["attributes"].manifest.version   # swapped before the next frame
+            results["at_once"] = p.models["attributes"].manifest.version    # between frames: swapped now
         if index == 6:
             results["after"] = p.models["attributes"].manifest.version
             corrupt_model(models_dir / "attributes", "flip")
@@ -166,11 +166,31 @@ def test_reload_swaps_models_between_frames_without_reopening_the_source(models_
 
     pipeline.on_frame.append(on_frame)
     assert pipeline.run(max_frames=12) == 12
-    assert results["ok"] == [] and results["still_old"] == "1" and results["after"] == "2"
+    assert results["ok"] == [] and results["at_once"] == "2" and results["after"] == "2"
     assert len(results["bad"]) == 1 and "sha256" in results["bad"][0]
     assert results["kept"] == "2"                          # a failed reload keeps the running model
     assert sorted(pipeline.models) == ["attributes", "embedding", "multitask"]
     assert CountingClip.opens == 1
+
+
+def test_reload_from_another_thread_takes_over_at_the_next_frame(models_dir, tmp_path):
+    import threading
+
+    pipeline = Pipeline(_settings(models_dir, tmp_path))
+    pipeline.open()
+    try:
+        pipeline.step()
+        build_attributes_bundle(models_dir / "attributes", version="3", seed=2)
+        errors = []
+        worker = threading.Thread(target=lambda: errors.extend(pipeline.reload_models(["attributes"])))
+        worker.start()
+        worker.join()
+        assert errors == [] and pipeline.models["attributes"].manifest.version == "1"   # not mid-loop
+        pipeline.step()
+        assert pipeline.models["attributes"].manifest.version == "3"
+        assert all(t.last_run == pipeline.frame_index - 1 for t in pipeline.tracker.visible())  # re-looked
+    finally:
+        pipeline.close()
 
 
 def test_recognition_names_an_enrolled_face_by_vote(models_dir, tmp_path):
