@@ -166,3 +166,10 @@ def test_bench_prints_the_table(config, capsys):
 def test_no_command_prints_usage_and_exits_2(capsys):
     assert main([]) == 2
     assert "usage: face-edge" in capsys.readouterr().err
+
+
+def test_bad_numbers_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--max-frames", "0"])
+    assert exit_info.value.code == 2
+    assert "--max-frames: must be at least 1" in capsys.readouterr().err

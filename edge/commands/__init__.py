@@ -28,6 +28,17 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                         help="debug | info | warning | error (default: log_level from the config)")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (a bad value is a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def config_path(explicit: Optional[str]) -> Optional[str]:
     """Return the config file to read: ``explicit``, $FACE_EDGE_CONFIG, /etc/face-edge/edge.yaml, or None."""
     if explicit:

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import add_config_options, load_config
+from . import add_config_options, load_config, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_options(p)
     p.add_argument("--source", metavar="URI", default=None,
                    help="what to play (default: demo; a camera runs at its own frame rate)")
-    p.add_argument("--frames", type=int, default=300, metavar="N", help="frames for the end-to-end run (300)")
-    p.add_argument("--threads", type=int, metavar="N", help="inference threads (default: models.num_threads)")
+    p.add_argument("--frames", type=positive_int, default=300, metavar="N", help="frames for the end-to-end run (300)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="inference threads (default: models.num_threads)")
     p.set_defaults(func=run)
 
 
@@ -149,11 +149,7 @@ def run(args: argparse.Namespace) -> int:
     """Measure and print the table; return 0."""
     settings = load_config(args)
     if args.threads is not None:
-        if args.threads < 1:
-            raise SystemExit("face-edge bench: --threads must be at least 1")
         settings.models.num_threads = args.threads
-    if args.frames < 1:
-        raise SystemExit("face-edge bench: --frames must be at least 1")
     uri = args.source if args.source is not None else "demo"
     result = measure(settings, args.frames, uri=uri)
     print(format_table(result, settings))

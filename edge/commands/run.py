@@ -6,7 +6,7 @@ import logging
 import signal
 import time
 
-from . import add_config_options, load_config
+from . import add_config_options, load_config, positive_int
 
 log = logging.getLogger("face-edge")
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-display", action="store_true", help="run headless, without a window")
     p.add_argument("--record", metavar="OUT.mp4", help="write the annotated video to this file (.mp4 or .avi)")
     p.add_argument("--events", metavar="OUT.jsonl", help="append person appear/leave events, one JSON per line")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     p.set_defaults(func=run)
 
 
@@ -42,8 +42,6 @@ def run(args: argparse.Namespace) -> int:
         settings.display.window = False
     if args.source is not None:
         settings.source.uri = args.source
-    if args.max_frames is not None and args.max_frames < 1:
-        raise SystemExit("face-edge run: --max-frames must be at least 1")
 
     source = make_source(settings.source)
     source.open()                      # a missing camera or unreadable video: SourceError, exit 2
