@@ -23,19 +23,27 @@ def _feature_tensor(model: keras.Model) -> keras.KerasTensor:
     raise ValueError("model has no 4-D feature map for Grad-CAM")
 
 
-def gradcam(model: keras.Model, images: np.ndarray, output: Optional[str] = None,
-            index: int = 0) -> np.ndarray:
-    """Return N x H x W heatmaps in [0, 1] for ``images`` (uint8/float 0..255 RGB).
+_GRAD_MODELS: dict[int, keras.Model] = {}
+
+
+def _grad_model(model: keras.Model) -> keras.Model:
+    key = id(model)
+    if key not in _GRAD_MODELS:
+        _GRAD_MODELS[key] = keras.Model(model.inputs, [_feature_tensor(model), model.output])
+    return _GRAD_MODELS[key]
+
+
+def gradcam_with_scores(model: keras.Model, images: np.ndarray, output: Optional[str] = None,
+                        index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (N x H x W heatmaps in [0, 1], N output values) of one unit for ``images`` (0..255 RGB).
 
     ``output`` names the model output (first one when None); ``index`` is the unit of that
     output (e.g. the attribute's column). The heatmap shows where raising the feature map
-    raises that unit's pre-sigmoid score.
+    raises that unit's pre-sigmoid score (logit of the output).
     """
-    feature = _feature_tensor(model)
-    grad_model = keras.Model(model.inputs, [feature, model.output])
     x = tf.convert_to_tensor(np.asarray(images, np.float32))
     with tf.GradientTape() as tape:
-        fmap, outs = grad_model(x, training=False)
+        fmap, outs = _grad_model(model)(x, training=False)
         y = outs[output] if isinstance(outs, dict) and output else (
             next(iter(outs.values())) if isinstance(outs, dict) else outs)
         y = tf.reshape(y, (tf.shape(y)[0], -1))[:, index]
@@ -48,7 +56,12 @@ def gradcam(model: keras.Model, images: np.ndarray, output: Optional[str] = None
     for i, c in enumerate(cam):
         c = c / c.max() if c.max() > 0 else c
         out[i] = cv2.resize(c, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-    return out
+    return out, y.numpy()
+
+
+def gradcam(model: keras.Model, images: np.ndarray, output: Optional[str] = None, index: int = 0) -> np.ndarray:
+    """Return N x H x W Grad-CAM heatmaps in [0, 1] (see :func:`gradcam_with_scores`)."""
+    return gradcam_with_scores(model, images, output, index)[0]
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -60,11 +73,7 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.n
 def gradcam_figure(model: keras.Model, images: np.ndarray, path: str | Path, output: Optional[str],
                    index: int, label: str, true_text: Sequence[str]) -> Path:
     """Write a grid of faces with their Grad-CAM overlay for one label; return the PNG path."""
-    heat = gradcam(model, images, output, index)
-    outs = model.predict(np.asarray(images, np.float32), verbose=0)
-    y = outs[output] if isinstance(outs, dict) and output else (
-        next(iter(outs.values())) if isinstance(outs, dict) else outs)
-    probs = np.asarray(y).reshape(len(images), -1)[:, index]
+    heat, probs = gradcam_with_scores(model, images, output, index)
     tiles = np.stack([overlay(np.asarray(img, np.uint8), h) for img, h in zip(images, heat)])
     both = np.concatenate([np.stack([np.asarray(i, np.uint8) for i in images]), tiles])
     titles_true = list(true_text) + [f"Grad-CAM {label}"] * len(images)
