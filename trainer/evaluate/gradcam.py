@@ -38,8 +38,8 @@ def gradcam_with_scores(model: keras.Model, images: np.ndarray, output: Optional
     """Return (N x H x W heatmaps in [0, 1], N output values) of one unit for ``images`` (0..255 RGB).
 
     ``output`` names the model output (first one when None); ``index`` is the unit of that
-    output (e.g. the attribute's column). The heatmap shows where raising the feature map
-    raises that unit's pre-sigmoid score (logit of the output).
+    output (e.g. the attribute's column). The heatmap shows the regions whose features push
+    the unit's logit towards the decision taken (towards "yes" when p >= 0.5, else "no").
     """
     x = tf.convert_to_tensor(np.asarray(images, np.float32))
     with tf.GradientTape() as tape:
@@ -47,7 +47,9 @@ def gradcam_with_scores(model: keras.Model, images: np.ndarray, output: Optional
         y = outs[output] if isinstance(outs, dict) and output else (
             next(iter(outs.values())) if isinstance(outs, dict) else outs)
         y = tf.reshape(y, (tf.shape(y)[0], -1))[:, index]
-        score = tf.math.log(tf.clip_by_value(y, 1e-6, 1.0)) - tf.math.log(tf.clip_by_value(1.0 - y, 1e-6, 1.0))
+        logit = tf.math.log(tf.clip_by_value(y, 1e-6, 1.0)) - tf.math.log(tf.clip_by_value(1.0 - y, 1e-6, 1.0))
+        # Explain the decision taken: evidence for "yes" when p >= 0.5, for "no" otherwise.
+        score = tf.where(y >= 0.5, logit, -logit)
     grads = tape.gradient(score, fmap)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * fmap, axis=-1)).numpy()
@@ -76,6 +78,6 @@ def gradcam_figure(model: keras.Model, images: np.ndarray, path: str | Path, out
     heat, probs = gradcam_with_scores(model, images, output, index)
     tiles = np.stack([overlay(np.asarray(img, np.uint8), h) for img, h in zip(images, heat)])
     both = np.concatenate([np.stack([np.asarray(i, np.uint8) for i in images]), tiles])
-    titles_true = list(true_text) + [f"Grad-CAM {label}"] * len(images)
+    titles_true = list(true_text) + [f"Grad-CAM: why {'yes' if p >= 0.5 else 'no'}" for p in probs]
     titles_pred = [f"p({label})={p:.2f}" for p in probs] * 2
     return prediction_gallery(both, titles_true, titles_pred, path, cols=len(images))
