@@ -349,36 +349,21 @@ def test_shipped_model_enrolls_knn_train_people_and_names_the_test_photos(tmp_pa
         return [gallery.match(enroller.embed_crop(crop_face(frame, box, bundle.manifest.crop)))
                 for box in enroller.checker.faces(frame)]
 
-    report = []
+    report, wrong = [], []
     for photo, truth in KNN_TEST_TRUTH.items():
         matches = names_in(test / photo)
-        report.append(f"{photo}: " + ", ".join(f"{m.name or 'unknown'} ({m.nearest} {m.distance:.3f})"
+        report.append(f"{photo}: " + ", ".join(f"{m.name or 'unknown'} (nearest {m.nearest} {m.distance:.3f})"
                                                for m in matches))
-        assert {m.name for m in matches} == truth, report[-1]
+        if {m.name for m in matches} != truth:
+            wrong.append(report[-1])
     # Lin-Manuel Miranda is not enrolled: he must come out unknown.
     stranger = names_in(shared_path("data", "face_recognition_examples", "lin-manuel-miranda.png"))
-    report.append(f"lin-manuel-miranda.png: {stranger}")
+    report.append("lin-manuel-miranda.png (not enrolled): " + ", ".join(
+        f"{m.name or 'unknown'} (nearest {m.nearest} {m.distance:.3f})" for m in stranger))
+    if [m.name for m in stranger] != [None]:
+        wrong.append(report[-1])
+    threshold, origin = gallery.threshold_and_source()
     with capsys.disabled():
-        print(f"\nthreshold {gallery.threshold_and_source()}\n" + "\n".join(report))
-    assert [m.name for m in stranger] == [None], report[-1]
-
-
-def test_warns_about_samples_that_look_like_someone_else_or_unlike_the_rest() -> None:
-    from edge.enroll import EnrollResult, consistency_warnings
-
-    def vec(*axes: float) -> np.ndarray:
-        v = np.zeros(16, np.float32)
-        v[: len(axes)] = axes
-        return v / np.linalg.norm(v)
-
-    gallery = Gallery("embedding", "0.1", model_threshold=0.3)
-    gallery.add("bob", vec(0, 1))
-    gallery.add("carol", vec(0, 0, 1))
-    result = EnrollResult(samples=[Sample("a.jpg", (0, 0, 1, 1), vec(1, 0.1), 100.0),
-                                   Sample("b.jpg", (0, 0, 1, 1), vec(1, 0, 0, 0.1), 100.0),
-                                   Sample("bob.jpg", (0, 0, 1, 1), vec(0.05, 1), 100.0),
-                                   Sample("odd.jpg", (0, 0, 1, 1), vec(0, 0, 0, 0, 1), 100.0)])
-    warnings = consistency_warnings(gallery, "alice", result)
-    assert len(warnings) == 2
-    assert warnings[0].startswith("bob.jpg looks like bob")
-    assert warnings[1].startswith("odd.jpg looks unlike the other samples of alice")
+        print(f"\nshipped {bundle.manifest.name} v{bundle.manifest.version}: threshold {threshold:.3f} ({origin})\n  "
+              + "\n  ".join(report))
+    assert not wrong, wrong
