@@ -5,6 +5,7 @@ import argparse
 import logging
 import signal
 import time
+from typing import Any, Optional
 
 from . import add_config_options, load_config, positive_int
 
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _attach_service(pipeline, settings):
+def _attach_service(pipeline: Any, settings: Any) -> Optional[Any]:
     """Hook systemd notify/watchdog/reload onto the loop when edge.service is there; None otherwise."""
     try:
         from ..service import attach
