@@ -20,58 +20,64 @@ import tensorflow as tf
 from trainer.augment import build_augmenter
 
 
-def cache_key(faces: np.ndarray, lower: keras.Model, variants: int, seed: int, augment: Mapping[str, Any]) -> str:
-    """Return a short hash naming the faces, the lower model's weights and the variant settings."""
+def cache_key(faces: np.ndarray, lower: keras.Model, variant: int, seed: int, augment: Mapping[str, Any]) -> str:
+    """Return a short hash naming the faces, the lower model's weights and one variant's settings."""
     h = hashlib.sha1()
-    h.update(str((faces.shape, variants, seed, sorted(augment.items()), lower.output.shape)).encode())
+    aug = sorted(augment.items()) if variant >= 2 else None  # variants 0 and 1 do not depend on it
+    h.update(str((faces.shape, variant, seed if variant >= 2 else 0, aug, lower.output.shape)).encode())
     h.update(np.ascontiguousarray(faces[:: max(1, len(faces) // 64)]).tobytes())
     for w in lower.get_weights()[:6]:
         h.update(np.ascontiguousarray(w).tobytes())
     return h.hexdigest()[:14]
 
 
-def extract(lower: keras.Model, faces: np.ndarray, variants: int, seed: int,
-            augment: Mapping[str, Any], batch: int = 128, log_every: int = 20) -> np.ndarray:
-    """Return float16 features of shape (variants * N, ...): rows v*N..(v+1)*N-1 hold variant v."""
+def extract_variant(lower: keras.Model, faces: np.ndarray, variant: int, seed: int,
+                    augment: Mapping[str, Any], batch: int = 128, log_every: int = 20) -> np.ndarray:
+    """Return float16 lower features of one variant of every face (0 = as is, 1 = mirrored, 2.. = augmented)."""
     aug = build_augmenter(augment)
-    tf.random.set_seed(seed)
+    tf.random.set_seed(seed + variant)
     n = len(faces)
     out: Optional[np.ndarray] = None
-    start, done, total = time.time(), 0, n * variants
-    for v in range(variants):
-        for i in range(0, n, batch):
-            x = tf.convert_to_tensor(faces[i:i + batch].astype(np.float32))
-            if v == 1:
-                x = tf.reverse(x, axis=[2])
-            elif v >= 2:
-                x = aug(x)
-            f = lower(x, training=False).numpy().astype(np.float16)
-            if out is None:
-                out = np.zeros((total,) + f.shape[1:], np.float16)
-            out[v * n + i:v * n + i + len(f)] = f
-            done += len(f)
-            if log_every and (i // batch) % log_every == 0:
-                rate = done / max(1e-6, time.time() - start)
-                print(f"  features: variant {v} {i + len(f)}/{n} ({rate:.0f} faces/s)", flush=True)
+    start = time.time()
+    for i in range(0, n, batch):
+        x = tf.convert_to_tensor(faces[i:i + batch].astype(np.float32))
+        if variant == 1:
+            x = tf.reverse(x, axis=[2])
+        elif variant >= 2:
+            x = aug(x)
+        f = lower(x, training=False).numpy().astype(np.float16)
+        if out is None:
+            out = np.zeros((n,) + f.shape[1:], np.float16)
+        out[i:i + len(f)] = f
+        if log_every and (i // batch) % log_every == 0:
+            rate = (i + len(f)) / max(1e-6, time.time() - start)
+            print(f"  features: variant {variant} {i + len(f)}/{n} ({rate:.0f} faces/s)", flush=True)
     assert out is not None
     return out
 
 
 def cached_features(name: str, lower: keras.Model, faces: np.ndarray, variants: int, seed: int,
                     augment: Mapping[str, Any], cache_dir: str | Path) -> np.ndarray:
-    """Return :func:`extract` of ``faces``, read from / written to ``cache_dir`` (.npy, float16)."""
+    """Return float16 features of shape (variants * N, ...): rows v*N..(v+1)*N-1 hold variant v.
+
+    Each variant is cached on its own (.npy under ``cache_dir``), so more variants reuse the first ones.
+    """
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"mtfeat_{name}_{cache_key(faces, lower, variants, seed, augment)}.npy"
-    if path.is_file():
-        feats = np.load(path, mmap_mode="r")
-        if feats.shape[0] == len(faces) * variants:
-            return np.asarray(feats)
-    feats = extract(lower, faces, variants, seed, augment)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, feats)
-    os.replace(tmp, path)
-    return feats
+    parts = []
+    for v in range(variants):
+        path = folder / f"mtfeat_{name}_v{v}_{cache_key(faces, lower, v, seed, augment)}.npy"
+        if path.is_file():
+            feats = np.load(path, mmap_mode="r")
+            if feats.shape[0] == len(faces):
+                parts.append(np.asarray(feats))
+                continue
+        feats = extract_variant(lower, faces, v, seed, augment)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
+        np.save(tmp, feats)
+        os.replace(tmp, path)
+        parts.append(feats)
+    return np.concatenate(parts)
 
 
 def row_table(counts: list[tuple[int, int]]) -> np.ndarray:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -184,22 +183,19 @@ def _time_interpreter(path: str | Path, runs: int = 200) -> float:
     return float(statistics.median(times))
 
 
-def size_and_latency(model: keras.Model, bundle_dir: Optional[str | Path] = None) -> dict[str, Any]:
-    """Return parameter count, float32 TFLite size/latency and (when a bundle is given) int8 size/latency.
+def size_and_latency(model: keras.Model, bundle_dir: Optional[str | Path] = None,
+                     float_bundle_dir: Optional[str | Path] = None) -> dict[str, Any]:
+    """Return parameter count and, for the bundles given, TFLite size and per-face latency (float32 / int8).
 
-    Latency is the median of 200 single-face invocations on one thread of this machine.
+    Latency is the median of 200 single-face invocations on one thread of this machine. The float32
+    model is a face-convert ``--quant float32`` bundle (converting in this process is avoided:
+    TensorFlow's converter and the LiteRT interpreter do not always share a process well).
     """
-    import tensorflow as tf
-
     out: dict[str, Any] = {"parameters": int(model.count_params())}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "float32.tflite"
-        path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-        out["float32_tflite_bytes"] = path.stat().st_size
-        out["float32_ms_per_face"] = _time_interpreter(path)
-    if bundle_dir is not None and (Path(bundle_dir) / "model.tflite").is_file():
-        out["int8_tflite_bytes"] = (Path(bundle_dir) / "model.tflite").stat().st_size
-        out["int8_ms_per_face"] = _time_interpreter(Path(bundle_dir) / "model.tflite")
+    for tag, folder in (("float32", float_bundle_dir), ("int8", bundle_dir)):
+        if folder is not None and (Path(folder) / "model.tflite").is_file():
+            out[f"{tag}_tflite_bytes"] = (Path(folder) / "model.tflite").stat().st_size
+            out[f"{tag}_ms_per_face"] = _time_interpreter(Path(folder) / "model.tflite")
     return out
 
 

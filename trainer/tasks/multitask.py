@@ -11,6 +11,8 @@ blocks), tunes the gender threshold on validation, and writes the RUN folder wit
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -55,6 +57,8 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--bundle``: also score a converted bundle (int8) with edge.models.FaceModel."""
     parser.add_argument("--bundle", default=None, help="converted bundle folder to score with the device code")
+    parser.add_argument("--float-bundle", default=None,
+                        help="face-convert --quant float32 bundle of the same run, for the float size and latency")
 
 
 def _roots(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -167,7 +171,8 @@ def fit(args: argparse.Namespace) -> Run:
                      "label_smoothing": args.label_smoothing, "hidden": args.hidden, "dropout": args.dropout,
                      "variants": {"utkface": args.utk_variants, "fer2013": args.fer_variants},
                      "utk_repeat": args.utk_repeat, "batch": args.batch, "augment": augment,
-                     "fit": cfg.to_dict(), "best_epoch": result.best_epoch, "best_val_plain_loss": result.best_value},
+                     "fit": cfg.to_dict(), "best_epoch": result.best_epoch, "best_val_plain_loss": result.best_value,
+                     "command": "face-train " + " ".join(shlex.quote(a) for a in sys.argv[1:])},
         "history": result.history, "seed": args.seed,
     }
     run = write_run(out, model, info, train.faces[rep], test.faces, test.labels())
@@ -187,6 +192,7 @@ def evaluate(run: Run, args: argparse.Namespace, model: Any = None) -> dict[str,
     from ..evaluate.fairness import write_fairness
     from ..evaluate.plots import plot_history
     from ..multitask import report
+    from ..multitask.card import render_card
 
     model = model or run.load_model()
     _, faces, labels = run.samples()
@@ -220,9 +226,16 @@ def evaluate(run: Run, args: argparse.Namespace, model: Any = None) -> dict[str,
         metrics["int8_minus_float"] = {k: (qscores["summary"][k] - v) for k, v in scores["summary"].items()
                                        if isinstance(v, float) and isinstance(qscores["summary"].get(k), float)}
         everything.update(int8=qscores, fairness_int8=qtables)
-    metrics["size_latency"] = report.size_and_latency(model, bundle)
+    metrics["size_latency"] = report.size_and_latency(model, bundle, getattr(args, "float_bundle", None))
     everything["size_latency"] = metrics["size_latency"]
     report.write_metrics_json(folder, everything)
+    fairness_md = (folder / ("int8/fairness.md" if bundle else "fairness.md")).read_text(encoding="utf-8")
+    fairness_md = fairness_md.split("\n", 1)[1] if fairness_md.startswith("#") else fairness_md
+    comparison = folder / "weighting_comparison.md"
+    (folder / "card.md").write_text(render_card(run.info, metrics, ("Measured on the int8 model.\n\n" if bundle else "")
+                                                + fairness_md,
+                                                comparison.read_text(encoding="utf-8") if comparison.is_file() else ""),
+                                    encoding="utf-8")
     return metrics
 
 
