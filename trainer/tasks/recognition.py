@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from edge.crop import CropSpec
 from trainer.data.identities import read_celeba_identities, split_people
+from trainer.errors import DataError
 from trainer.faces import FaceCropper, cached_face_crops
 from trainer.teacher import SOURCE_NONE, dataset_files, load_cache
 
@@ -155,7 +156,7 @@ def build_embedder(size: int = CROP.size, dim: int = 128, weights: Optional[Path
     """Return (embedder, head, features): embedder = 0..255 RGB -> {"embedding": L2-normalised vector}.
 
     ``features`` maps pixels to the backbone's feature map and ``head`` the feature map to the
-    embedding; both share their layers with the embedder, so stage 1 can train the head on
+    un-normalised embedding (the training losses normalise); both share their layers with the embedder, so stage 1 can train the head on
     cached feature maps.
     """
     import keras
@@ -174,11 +175,11 @@ def build_embedder(size: int = CROP.size, dim: int = 128, weights: Optional[Path
         x = layers.Dropout(dropout, name="embed_dropout")(x)
     x = layers.Dense(dim, use_bias=False, name="embed_dense")(x)
     x = layers.BatchNormalization(name="embed_bn")(x)
-    x = layers.UnitNormalization(name=EMBEDDING)(x)
     head = keras.Model(feat_in, x, name="embedding_head")
-    image = backbone.input
-    out = head(backbone.output)
-    embedder = keras.Model(image, {EMBEDDING: out}, name="face_embedder")
+    # The L2 normalisation is the embedder's own last layer (not inside ``head``) so the converter
+    # can leave it to edge: int8 TFLite has no kernel for its SQUARE/RSQRT chain.
+    out = layers.UnitNormalization(name=EMBEDDING)(head(backbone.output))
+    embedder = keras.Model(backbone.input, {EMBEDDING: out}, name="face_embedder")
     return embedder, head, backbone
 
 
@@ -224,6 +225,14 @@ class RecognitionConfig:
     batch: int = 64
     datasets: tuple[str, ...] = ("celeba", "celeba_wild", "utkface")
     limit: Optional[int] = None   # rows per data set (tests)
+
+
+def centred(teacher: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Return unit teacher rows minus ``centre``, renormalised (zero rows, i.e. no descriptor, stay zero)."""
+    valid = np.linalg.norm(teacher, axis=1, keepdims=True) > 0
+    out = teacher - centre[None]
+    out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return np.where(valid, out, 0.0).astype(np.float32)
 
 
 def predict_batches(fn: Callable[[Any], Any], x: np.ndarray, batch: int = 128,
@@ -273,6 +282,15 @@ def train_embedder(train: TrainSet, val: TrainSet, cfg: RecognitionConfig, check
     def scaled(crops: np.ndarray) -> np.ndarray:  # the model's own Rescaling layer, applied up front
         return crops.astype(np.float32) / 127.5 - 1.0
 
+    # dlib descriptors share one dominant direction (random people have cosine ~0.84); the
+    # student learns the identity part: targets are the descriptors minus their training mean.
+    centre = train.teacher[np.linalg.norm(train.teacher, axis=1) > 0].mean(axis=0)
+    train = replace(train, teacher=centred(train.teacher, centre))
+    val = replace(val, teacher=centred(val.teacher, centre))
+    history["teacher_mean_norm"] = [float(np.linalg.norm(centre))]
+    stop = lambda: keras.callbacks.EarlyStopping(  # noqa: E731
+        monitor=f"val_{EMBEDDING}_loss", mode="min", patience=4, restore_best_weights=True)
+
     t0 = time.time()
     lows = predict_batches(lower, scaled(np.concatenate([train.crops, train.crops[:, :, ::-1]])), dtype=np.float16)
     val_lows = predict_batches(lower, scaled(val.crops), dtype=np.float16)
@@ -290,7 +308,7 @@ def train_embedder(train: TrainSet, val: TrainSet, cfg: RecognitionConfig, check
     h = head_train.fit({"x": maps, "label": y_labels}, {EMBEDDING: y_teacher, "margin": y_labels},
                        validation_data=({"x": val_maps, "label": val.labels}, val_y),
                        batch_size=cfg.batch * 2, epochs=cfg.stage1_epochs, shuffle=True, verbose=2,
-                       callbacks=[keras.callbacks.ReduceLROnPlateau(patience=2, factor=0.3)])
+                       callbacks=[keras.callbacks.ReduceLROnPlateau(patience=2, factor=0.3), stop()])
     record(h, 1)
     log(f"stage 1 done at {time.time() - t0:.0f} s")
     del maps, val_maps
@@ -307,7 +325,7 @@ def train_embedder(train: TrainSet, val: TrainSet, cfg: RecognitionConfig, check
     steps = int(np.ceil(len(lows) / cfg.batch)) * cfg.stage2_epochs
     compile_training(full, keras.optimizers.schedules.CosineDecay(cfg.stage2_lr, steps, alpha=0.05),
                      cfg.margin_weight)
-    callbacks: list[Any] = []
+    callbacks: list[Any] = [stop()]
     if checkpoints:
         checkpoints.mkdir(parents=True, exist_ok=True)
         callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoints / "stage2.weights.h5"),
@@ -355,8 +373,17 @@ def eval_sets(wild: FaceTable, holdout: Sequence[str], out_dir: Path, per_class:
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.is_symlink():
             os.symlink(Path(data_root).resolve() / rel, link)
-    pairs_path = write_pairs(generate_pairs(read_identity_folders(tree), folds=10, per_class=per_class, seed=seed),
-                             out_dir / "heldout_pairs.txt")
+    people = read_identity_folders(tree)
+    for n in sorted({per_class, 40, 30, 20, 10, 5}, reverse=True):
+        if n > per_class:
+            continue
+        try:  # as many pairs per fold as the smallest fold allows, up to per_class
+            specs = generate_pairs(people, folds=10, per_class=n, seed=seed)
+            break
+        except DataError:
+            if n == 5:
+                raise
+    pairs_path = write_pairs(specs, out_dir / "heldout_pairs.txt")
     pairs = read_pairs(pairs_path, tree)
     index = {str(Path(p).relative_to("celeba_wild")): i for i, p in enumerate(held.paths)}
     rel = lambda p: str(Path(p).relative_to(tree))  # noqa: E731
