@@ -39,6 +39,9 @@ def test_threshold_tuning_finds_the_gap_and_flags_unreliable():
     p[:, 2] = np.where(y[:, 2] == 1, 0.9, 0.1)
     th = tune_thresholds(y, p)
     assert 0.2 <= th[0] <= 0.25 and th[2] == 0.5
+    # Label "a" gains ~50 points over 0.5, so it keeps its tuned threshold; the noise label does not.
+    strict = tune_thresholds(y, p, min_gain=0.2)
+    assert 0.2 <= strict[0] <= 0.25 and strict[1] == 0.5
     report = multilabel_report(y, p, ["a", "b", "c"], th)
     assert report["per_label"]["a"]["accuracy"] == 1.0
     assert report["unreliable"] == ["b"]

@@ -46,11 +46,13 @@ def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5)
 
 
 def tune_thresholds(y_val: np.ndarray, p_val: np.ndarray, objective: str = "accuracy",
-                    grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
+                    grid: np.ndarray = THRESHOLD_GRID, min_gain: float = 0.0) -> np.ndarray:
     """Return one decision threshold per label (column) maximising ``objective`` on validation.
 
     objective: "accuracy", "balanced_accuracy" or "f1". Ties go to the threshold nearest 0.5,
-    and a label with no positive or no negative validation example keeps 0.5.
+    and a label with no positive or no negative validation example keeps 0.5. A threshold
+    whose gain over 0.5 is below ``min_gain`` is not taken (on a few hundred validation
+    faces such gains are noise and do not carry over to the test split).
     """
     y_val, p_val = np.atleast_2d(np.asarray(y_val)), np.atleast_2d(np.asarray(p_val, np.float64))
     if y_val.shape[0] == 1 and y_val.shape[1] != 1 and p_val.shape[0] == 1:
@@ -65,7 +67,9 @@ def tune_thresholds(y_val: np.ndarray, p_val: np.ndarray, objective: str = "accu
         if y.size == 0 or len(np.unique(y)) < 2:
             continue
         scores = np.array([scorer(y, (p >= t).astype(int)) for t in grid[order]])
-        out[j] = float(grid[order][int(np.argmax(scores))])
+        best = int(np.argmax(scores))
+        if scores[best] - scorer(y, (p >= 0.5).astype(int)) >= min_gain:
+            out[j] = float(grid[order][best])
     return out
 
 

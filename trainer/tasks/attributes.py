@@ -225,6 +225,8 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-missing", action="store_true", help="skip listed images that are absent")
     parser.add_argument("--threshold-objective", default="accuracy",
                         choices=["accuracy", "balanced_accuracy", "f1"])
+    parser.add_argument("--threshold-min-gain", type=float, default=0.005,
+                        help="keep 0.5 unless another threshold gains at least this much validation accuracy")
     parser.add_argument("--train-samples", type=int, default=600, help="representative crops saved for int8")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation files after fitting")
 
@@ -279,7 +281,7 @@ def fit(args: argparse.Namespace) -> Run:
 
     p_val = model_outputs(model, np.asarray(crops[np.sort(val_idx)]))[HEAD]
     y_val = labels[np.sort(val_idx)]
-    thresholds = tune_thresholds(y_val, p_val, args.threshold_objective)
+    thresholds = tune_thresholds(y_val, p_val, args.threshold_objective, min_gain=args.threshold_min_gain)
     val_report = multilabel_report(y_val, p_val, faces.label_names, thresholds)
     unreliable = val_report["unreliable"]
 
@@ -303,7 +305,8 @@ def fit(args: argparse.Namespace) -> Run:
                      "weights": model.weights_origin, "loss": args.loss, "corr_lambda": args.corr_lambda,
                      "class_balanced_sampling": bool(args.balanced), "batch": args.batch,
                      "trunk_units": args.trunk, "dropout": args.dropout, "augment": augment_cfg,
-                     "threshold_objective": args.threshold_objective, "fit": cfg.to_dict(),
+                     "threshold_objective": args.threshold_objective,
+                     "threshold_min_gain": args.threshold_min_gain, "fit": cfg.to_dict(),
                      "best_epoch": result.best_epoch, "best_val_loss": result.best_value,
                      "epochs_run": len(result.history.get("stage", []))},
         "history": result.history,
@@ -467,3 +470,27 @@ def write_card(run: Run, bundle_name: str = "models/attributes") -> Path:
     path = run.eval_dir / "card.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def retune(run: Run, data: str, objective: str = "accuracy", min_gain: float = 0.005,
+           cache_dir: Optional[str] = None) -> dict[str, Any]:
+    """Re-tune the run's thresholds and unreliable flags on the validation split of ``data``,
+    rewrite run.yaml, re-evaluate on the held-out test faces; return the new metrics."""
+    from ..evaluate.classification import multilabel_report, tune_thresholds
+    from ..infer import model_outputs
+    from ..run import update_run
+
+    model = run.load_model()
+    faces, labels, _ = _heldout(run, argparse.Namespace(data=data, split="val", cache_dir=cache_dir))
+    prob = model_outputs(model, faces)[HEAD]
+    out = dict(run.output(HEAD))
+    thresholds = tune_thresholds(labels, prob, objective, min_gain=min_gain)
+    report = multilabel_report(labels, prob, out["labels"], thresholds)
+    out.update(thresholds=[round(float(t), 3) for t in thresholds], unreliable=report["unreliable"])
+    training = dict(run.info.get("training") or {}, threshold_objective=objective, threshold_min_gain=min_gain)
+    update_run(run, outputs=[out if o["name"] == HEAD else o for o in run.info["outputs"]], training=training,
+               metrics={"validation": {"n": int(len(labels)), "mean_accuracy": report["mean_accuracy"],
+                                       "mean_balanced_accuracy": report["mean_balanced_accuracy"]}})
+    metrics = evaluate(run, argparse.Namespace(data=None, split="test", limit=0, cache_dir=None), model=model)
+    update_run(run, metrics=metrics)
+    return metrics
