@@ -70,6 +70,27 @@ def _check_heads(run: Run, model: Any) -> None:
                            f"(its outputs: {', '.join(names)}); name the Keras output layers after the heads")
 
 
+def _without_final_l2(tensor: Any) -> Optional[Any]:
+    """Return ``tensor`` as computed before its final UnitNormalization (looking inside nested
+    single-output Functional models), or None when it does not end in one."""
+    import keras
+
+    layer, node_index, _ = tensor._keras_history
+    inputs = layer._inbound_nodes[node_index].input_tensors
+    if isinstance(layer, keras.layers.UnitNormalization):
+        return inputs[0]
+    if isinstance(layer, keras.Model) and len(inputs) == 1:
+        inner = layer.output
+        if isinstance(inner, dict):
+            inner = next(iter(inner.values())) if len(inner) == 1 else None
+        elif isinstance(inner, (list, tuple)):
+            inner = inner[0] if len(inner) == 1 else None
+        pre = _without_final_l2(inner) if inner is not None else None
+        if pre is not None:
+            return keras.Model(layer.inputs, pre, name=f"{layer.name}_before_l2")(inputs[0])
+    return None
+
+
 def strip_unit_normalization(model: Any, manifest: Manifest) -> tuple[Any, list[str]]:
     """Return the model to convert, with a final UnitNormalization removed from embedding outputs.
 
@@ -85,9 +106,9 @@ def strip_unit_normalization(model: Any, manifest: Manifest) -> tuple[Any, list[
     kinds = {o.name: o.kind for o in manifest.outputs}
     new_outputs, notes = dict(outputs), []
     for name, tensor in outputs.items():
-        layer = tensor._keras_history[0]
-        if kinds.get(name) == "embedding" and isinstance(layer, keras.layers.UnitNormalization):
-            new_outputs[name] = layer.input
+        pre = _without_final_l2(tensor) if kinds.get(name) == "embedding" else None
+        if pre is not None:
+            new_outputs[name] = pre
             notes.append(f"{name}: final UnitNormalization left to edge (it L2-normalises embedding outputs)")
     if not notes:
         return model, []

@@ -126,3 +126,25 @@ def test_embedding_parity_reports_cosine_and_pair_accuracy(runs, tmp_path):
     assert 0.95 <= head["mean_cosine"] <= 1.0 + 1e-6
     assert head["metrics_float"]["pair_accuracy"] > 0.8      # 8 synthetic identities, learnable
     assert abs(head["metrics_float"]["pair_accuracy"] - head["metrics_converted"]["pair_accuracy"]) < 0.05
+
+
+def test_final_l2_inside_a_nested_head_is_left_to_edge(runs):
+    # The recognition trainer nests Dense -> BN -> UnitNormalization in an "embedding_head" sub-model.
+    from converters.convert import strip_unit_normalization
+    from converters.quantize import QuantConfig, convert_keras, representative_set
+
+    feat_in = keras.Input((16,))
+    head = keras.Model(feat_in, keras.layers.UnitNormalization()(keras.layers.Dense(8)(feat_in)), name="embedding_head")
+    image = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(image)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(16, 3)(x))
+    model = keras.Model(image, {"embedding": head(x)})
+    run = load_run(runs["embedding"])
+    stripped, notes = strip_unit_normalization(model, run.manifest)
+    assert notes and "UnitNormalization" in notes[0]
+    faces = run.heldout_faces()[:8].astype(np.float32)
+    full = np.asarray(model(faces)["embedding"])
+    pre = np.asarray(stripped(faces)["embedding"])
+    np.testing.assert_allclose(pre / np.linalg.norm(pre, axis=1, keepdims=True), full, atol=1e-5)
+    flat = convert_keras(stripped, QuantConfig(), representative_set(run.train_faces(), 50, 0))
+    assert float_ops_in(flat) == [] and list(signature_outputs(flat)) == ["embedding"]
