@@ -134,6 +134,8 @@ def fit(args: argparse.Namespace) -> Run:
     trainer = MultitaskTrainer(models.top, make_weighting(args.weighting, KINDS, FIXED_WEIGHTS),
                                args.label_smoothing, name="multitask_trainer")
 
+    trainer(np.zeros((1,) + train_feats.shape[1:], np.float32))  # built, so a checkpoint can be loaded to resume
+
     def compile_model(model: Any, lr: Any) -> None:
         model.compile(optimizer=keras.optimizers.Adam(lr))
 

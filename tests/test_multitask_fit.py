@@ -1,0 +1,82 @@
+"""A tiny multitask fit on the shared UTKFace + FER2013: beats the mean/majority baselines, writes its files."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from edge.bundle import parse_manifest
+from tests.conftest import shared_path
+from trainer.cli import main as face_train
+from trainer.run import read_run
+
+EVAL_FILES = ("metrics.json", "fairness.md", "classification_report.txt", "confusion_emotion.png",
+              "confusion_ethnicity.png", "confusion_gender.png", "confusion_age_groups.png", "age_scatter.png",
+              "gallery.png", "gradcam_age.png", "gradcam_gender.png", "gradcam_emotion.png",
+              "gradcam_ethnicity.png", "history.png")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    data = shared_path("data")
+    out = tmp_path_factory.mktemp("mt") / "run"
+    cache = out.parent / "cache"
+    code = face_train(["fit", "multitask", "--data", str(data), "--out", str(out), "--limit", "300",
+                       "--stage1-epochs", "2", "--stage2-epochs", "1", "--unfreeze", "3", "--batch", "32",
+                       "--lr1", "3e-3", "--lr2", "5e-4", "--utk-variants", "2", "--fer-variants", "1",
+                       "--utk-repeat", "3", "--train-samples", "50", "--cache-dir", str(cache), "--quiet"])
+    assert code == 0
+    return read_run(out)
+
+
+@pytest.mark.slow
+def test_tiny_fit_beats_the_mean_and_majority_baselines(tiny_run):
+    held = tiny_run.info["metrics"]["heldout"]
+    assert held["n_utkface"] > 20 and held["n_fer2013"] > 10
+    assert held["age_mae"] < held["age_mean_baseline_mae"]
+    assert held["gender_accuracy"] > held["gender_majority_baseline"]
+
+
+@pytest.mark.slow
+def test_run_folder_is_a_valid_multitask_manifest_with_masked_labels(tiny_run):
+    manifest = parse_manifest(tiny_run.info)
+    assert manifest.task == "multitask"
+    assert [o.name for o in manifest.outputs] == ["age", "gender", "emotion", "ethnicity"]
+    age = manifest.output("age")
+    assert age.kind == "regression" and age.unit == "years"
+    assert [g["label"] for g in age.groups] == ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59",
+                                                "60-69", "70+"]
+    assert manifest.output("gender").labels == ("female",)
+    _, faces, labels = tiny_run.samples()
+    assert faces.dtype == np.uint8 and faces.shape[1:] == (96, 96, 3)
+    utk = labels["gender"].reshape(-1) >= 0
+    assert np.all(np.isnan(labels["age"][~utk])) and np.all(labels["emotion"][utk] == -1)
+    assert np.all(labels["ethnicity"][~utk] == -1) and np.all(labels["emotion"][~utk] >= 0)
+
+
+@pytest.mark.slow
+def test_eval_files_exist(tiny_run):
+    for name in EVAL_FILES:
+        assert (tiny_run.path / "eval" / name).stat().st_size > 0, name
+    fairness = (tiny_run.path / "eval" / "fairness.md").read_text()
+    assert "By gender" in fairness and "By ethnicity" in fairness and "gap" in fairness
+
+
+@pytest.mark.slow
+def test_predict_api_and_csv_command(tiny_run, tmp_path):
+    from trainer.predict_multitask import predict
+
+    images = sorted(shared_path("data", "utkface", "UTKFace").iterdir())[:3]
+    result = predict(images[0], model=tiny_run.path)
+    for head in ("age", "age_group", "gender", "emotion", "ethnicity"):
+        assert 0.0 <= result[head]["confidence"] <= 1.0
+    assert result["gender"]["label"] in ("female", "male") and result["age_group"]["label"]
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for img in images:
+        (folder / img.name).write_bytes(img.read_bytes())
+    out_csv = tmp_path / "out.csv"
+    assert face_train(["predict", str(tiny_run.path), str(folder), "--csv", str(out_csv)]) == 0
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 3 and {"age", "age_group", "gender", "emotion", "ethnicity"} <= set(rows[0])
