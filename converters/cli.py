@@ -2,6 +2,7 @@
 
     face-convert RUN --quant int8 --out models/NAME [--sign KEY] [--floor 0.97] [--force]
     face-convert keygen --out KEYDIR
+    face-convert regolden BUNDLE [BUNDLE ...] [--sign KEY]
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def _convert_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog=PROG, description="Convert a training RUN folder (docs/run-format.md) into a "
                                 "TFLite model bundle, checked against the float model. "
-                                "`face-convert keygen --out KEYDIR` makes a signing key pair.")
+                                "`face-convert keygen --out KEYDIR` makes a signing key pair; "
+                                "`face-convert regolden BUNDLE` rewrites a bundle's golden faces.")
     p.add_argument("run", help="training run folder (model.keras, run.yaml, samples/)")
     p.add_argument("--out", required=True, help="bundle folder to write (replaced atomically if it is a bundle)")
     p.add_argument("--quant", choices=MODES, default="int8", help="conversion mode (default int8)")
@@ -52,6 +54,29 @@ def _keygen(argv: Sequence[str]) -> int:
     private_path, public_path = keygen(args.out, overwrite=args.force)
     print(f"private key {private_path} (keep it off the device)\npublic key  {public_path} "
           "(set models.public_key in edge.yaml to it)")
+    return 0
+
+
+def _regolden_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"{PROG} regolden",
+                                description="Rewrite golden.npz of existing bundles from the public-domain demo faces "
+                                "(edge/assets/demo.mp4) with each bundle's own model; updates the manifest's golden "
+                                "entry and sha256s, nothing else.")
+    p.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle folder(s), e.g. models/attributes")
+    p.add_argument("--sign", metavar="KEY", help="Ed25519 private key (PEM) that signed the bundle; re-signs it "
+                   "(a signed bundle is refused without it)")
+    p.add_argument("--faces", type=int, default=4, help="number of golden faces (default 4)")
+    return p
+
+
+def _regolden(argv: Sequence[str]) -> int:
+    from .regolden import regolden
+
+    args = _regolden_parser().parse_args(argv)
+    for folder in args.bundles:
+        golden = regolden(folder, sign_key=args.sign, faces=args.faces)
+        print(f"rewrote {folder}/golden.npz: {golden['faces']} demo faces, replayed ok"
+              + (", re-signed" if args.sign else ""))
     return 0
 
 
@@ -106,6 +131,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if argv and argv[0] == "keygen":
             return _keygen(argv[1:])
+        if argv and argv[0] == "regolden":
+            return _regolden(argv[1:])
         return _convert(argv)
     except FaceEdgeError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

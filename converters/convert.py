@@ -17,9 +17,9 @@ from edge.errors import FaceEdgeError
 from edge.models import FaceModel
 from edge.runtime import get_runtime
 
-from .bundle_writer import PARITY_FILE, check_output_folder, publish, staging_folder, write_golden, \
-    write_json, write_manifest
+from .bundle_writer import PARITY_FILE, check_output_folder, publish, staging_folder, write_json, write_manifest
 from .errors import ConvertError
+from .golden import write_demo_golden
 from .model_card import render_model_card
 from .parity import enforce_floor, latency_ms, parity_report, tflite_outputs
 from .quantize import MODES, QuantConfig, convert_keras, io_details, representative_set, signature_outputs
@@ -200,7 +200,8 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
                                            labels, threads, latency_repeats)
         modes = {m: modes[m] for m in MODES if m in modes}
 
-        golden = write_golden(tmp, fm, heldout[:golden_faces])
+        # Golden faces ship with the bundle: public-domain demo crops, never the (research-only) held-out faces.
+        golden = write_demo_golden(tmp, fm, golden_faces)
         details = io_details(flat)
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         int8_only = ("io_type", "per_channel", "rep_size", "seed")

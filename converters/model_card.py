@@ -5,6 +5,8 @@ from typing import Any, Mapping, Optional
 
 from edge.bundle import Manifest
 
+from .golden import CARD_NOTE
+
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
@@ -84,6 +86,7 @@ def render_model_card(manifest: Manifest, run_raw: Mapping[str, Any], parity: Ma
     if runtimes:
         lines += ["", "Golden faces replayed after writing: "
                   + "; ".join(f"{name} {status}" for name, status in runtimes.items()) + "."]
+    lines += ["", CARD_NOTE]
     lines += ["", "## Limits", ""]
     unreliable = [f"{o.name}: {', '.join(o.unreliable)}" for o in manifest.outputs if o.unreliable]
     lines.append("- Labels flagged unreliable are not shown on the device: "
