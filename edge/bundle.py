@@ -61,12 +61,27 @@ class OutputSpec:
     unreliable: tuple[str, ...] = ()
     unit: str = ""
     groups: tuple[Mapping[str, Any], ...] = ()
+    negative_label: str = ""  # a one-label sigmoid's "no" side, e.g. male for p(female); see negative()
 
     def threshold(self, label: str) -> float:
         """Return the decision threshold of ``label`` (0.5 when none is recorded)."""
         if self.thresholds and label in self.labels:
             return float(self.thresholds[self.labels.index(label)])
         return 0.5
+
+    def negative(self) -> str:
+        """Return the class a one-label sigmoid head means below its threshold.
+
+        ``negative_label`` when the manifest sets it, else the other gender word for a
+        gender label (female/male, woman/man), else "not <label>".
+        """
+        if self.negative_label:
+            return self.negative_label
+        label = self.labels[0] if self.labels else self.name
+        return _OPPOSITES.get(label.lower(), f"not {label}")
+
+
+_OPPOSITES = {"female": "male", "male": "female", "woman": "man", "man": "woman"}
 
 
 @dataclass(frozen=True)
@@ -199,7 +214,8 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
                                   index=None if index is None else int(index),
                                   labels=labels, thresholds=thresholds, unreliable=unreliable,
                                   unit=str(raw.get("unit", "")),
-                                  groups=tuple(raw.get("groups", []) or [])))
+                                  groups=tuple(raw.get("groups", []) or []),
+                                  negative_label=str(raw.get("negative_label", "") or "")))
     known = {"schema", "name", "task", "version", "created", "input", "crop", "outputs",
              "metrics", "files", "runtimes_checked"}
     return Manifest(name=str(_require(data, "name", where)), task=task,
@@ -316,6 +332,8 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
             item["unit"] = out.unit
         if out.groups:
             item["groups"] = [dict(g) for g in out.groups]
+        if out.negative_label:
+            item["negative_label"] = out.negative_label
         data["outputs"].append(item)
     data.update(dict(manifest.extra))
     data["files"] = dict(manifest.files)

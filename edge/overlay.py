@@ -1,5 +1,5 @@
 """Drawing on the frame: face boxes with track id, name or "unknown" with distance, attributes,
-age/gender/emotion, and FPS + runtime in a corner. Text sits on a dark backing box so it
+age group / gender / emotion, and FPS + runtime in a corner. Text sits on a dark backing box so it
 stays readable at 640x480 on any background.
 
 :func:`face_summary` decides *what* is shown for a face (the events sink writes the same
@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 import cv2
 import numpy as np
 
-from .bundle import Manifest
+from .bundle import Manifest, OutputSpec
 from .track import Track
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -35,18 +35,47 @@ class FaceSummary:
     distance: Optional[float] = None               # cosine distance to the nearest enrolled face
     recognised: bool = False                       # a gallery match was made (name may still be None)
     tags: list[str] = field(default_factory=list)  # sigmoid labels over their thresholds, reliable ones
-    values: dict[str, Any] = field(default_factory=dict)  # head -> softmax label or regression value
+    values: dict[str, Any] = field(default_factory=dict)  # head -> class (softmax / two-class sigmoid) or value
+    groups: dict[str, str] = field(default_factory=dict)  # regression head -> its group label (age 25.3 -> 20-29)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the summary as a JSON-ready dict."""
         return {"track": self.track, "name": self.name,
                 "distance": None if self.distance is None else round(self.distance, 4),
-                "attributes": list(self.tags), **{k: v for k, v in self.values.items()}}
+                "attributes": list(self.tags), **{k: v for k, v in self.values.items()},
+                **{f"{k}_group": v for k, v in self.groups.items()}}
+
+
+# Shown for an age head whose manifest lists no groups: [min, max) in years, the last open-ended.
+DEFAULT_AGE_GROUPS: tuple[Mapping[str, Any], ...] = (
+    {"label": "0-2", "min": 0, "max": 3}, {"label": "3-9", "min": 3, "max": 10},
+    *({"label": f"{a}-{a + 9}", "min": a, "max": a + 10} for a in range(10, 70, 10)),
+    {"label": "70+", "min": 70})
+
+
+def value_group(value: float, groups: Sequence[Mapping[str, Any]]) -> Optional[str]:
+    """Return the label of the group [min, max) holding ``value``; below the first / above the last
+    group, that group's label; None when ``groups`` is empty."""
+    if not groups:
+        return None
+    for group in groups:
+        low, high = group.get("min"), group.get("max")
+        if (low is None or value >= float(low)) and (high is None or value < float(high)):
+            return str(group["label"])
+    first_min = groups[0].get("min")
+    return str(groups[0]["label"] if first_min is not None and value < float(first_min) else groups[-1]["label"])
+
+
+def _groups_of(spec: OutputSpec) -> Sequence[Mapping[str, Any]]:
+    if spec.groups:
+        return spec.groups
+    return DEFAULT_AGE_GROUPS if spec.name == "age" or "age" in spec.unit.lower() else ()
 
 
 def face_summary(track: Track, manifests: Mapping[str, Manifest], vote_min: int) -> FaceSummary:
     """Return what the overlay shows for ``track``: voted identity, attributes over thresholds,
-    top softmax labels and regression values (labels the manifest marks unreliable are left out)."""
+    top softmax labels, the winning class of one-label sigmoids (e.g. female / male), regression
+    values with their group (age 25.3 -> 20-29); labels the manifest marks unreliable are left out."""
     summary = FaceSummary(track.id)
     ident = track.identity(vote_min)
     if ident is not None:
@@ -60,7 +89,12 @@ def face_summary(track: Track, manifests: Mapping[str, Manifest], vote_min: int)
             spec = manifest.output(head_name)
         except KeyError:
             continue
-        if head.kind == "sigmoid":
+        if head.kind == "sigmoid" and len(spec.labels) == 1:
+            # One sigmoid = a two-class choice (e.g. p(female)): show whichever side wins, both ways.
+            label = spec.labels[0]
+            if label not in spec.unreliable and label in head.scores:
+                summary.values[head_name] = label if head.scores[label] >= spec.threshold(label) else spec.negative()
+        elif head.kind == "sigmoid":
             summary.tags += [label for label, p in head.scores.items()
                              if p >= spec.threshold(label) and label not in spec.unreliable]
         elif head.kind == "softmax":
@@ -69,6 +103,9 @@ def face_summary(track: Track, manifests: Mapping[str, Manifest], vote_min: int)
                 summary.values[head_name] = label
         elif head.kind == "regression" and head.value is not None:
             summary.values[head_name] = round(head.value, 1)
+            group = value_group(head.value, _groups_of(spec))
+            if group is not None:
+                summary.groups[head_name] = group
     return summary
 
 
@@ -80,7 +117,10 @@ def _text_lines(summary: FaceSummary) -> list[str]:
     lines = [first]
     parts = []
     for key, value in summary.values.items():
-        parts.append(f"{key} {value:.0f}" if isinstance(value, float) else str(value))
+        if key in summary.groups:
+            parts.append(f"{key} {summary.groups[key]}")
+        else:
+            parts.append(f"{key} {value:.0f}" if isinstance(value, float) else str(value))
     if parts:
         lines.append(" | ".join(parts))
     line = ""

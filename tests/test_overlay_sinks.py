@@ -55,11 +55,95 @@ def test_text_lines_name_unknown_and_distance():
         track.add_identity("ana", 0.21)
     lines = _text_lines(face_summary(track, _manifests(), vote_min=3))
     assert lines[0] == "#7 ana 0.21"
-    assert lines[1] == "age 31 | female | happy"
+    assert lines[1] == "age 30-39 | female | happy"          # no groups in this manifest: the default age groups
     assert lines[2] == "Smiling, Eyeglasses"
     stranger = Track(8, (0, 0, 10, 10), 0, 0.0)
     stranger.add_identity(None, 0.74)
     assert _text_lines(face_summary(stranger, {}, vote_min=3))[0] == "#8 unknown 0.74"
+
+
+def _shipped_multitask() -> Manifest:
+    """The multitask manifest as shipped: gender is one sigmoid, p(female); age lists its groups."""
+    from pathlib import Path
+
+    from edge.bundle import read_manifest
+
+    return read_manifest(Path(__file__).resolve().parents[1] / "models" / "multitask")
+
+
+def _multitask_track(p_female: float, age: float) -> Track:
+    track = Track(3, (200, 100, 110, 110), 0, 0.0)
+    track.add_prediction(Prediction("multitask", {
+        "age": HeadResult("age", "regression", value=age, unit="years"),
+        "gender": HeadResult("gender", "sigmoid", scores={"female": p_female}),
+        "emotion": HeadResult("emotion", "softmax", scores={"angry": 0.1, "disgust": 0.0, "fear": 0.1,
+                                                            "happy": 0.6, "sad": 0.1, "surprise": 0.0,
+                                                            "neutral": 0.1}),
+        "ethnicity": HeadResult("ethnicity", "softmax", scores={"white": 0.5, "black": 0.1, "asian": 0.2,
+                                                                "indian": 0.1, "others": 0.1})}))
+    return track
+
+
+def test_one_sigmoid_gender_head_shows_a_word_for_women_and_for_men():
+    manifests = {"multitask": _shipped_multitask()}
+    assert manifests["multitask"].output("gender").labels == ("female",)
+    woman = face_summary(_multitask_track(0.91, 25.3), manifests, vote_min=3)
+    man = face_summary(_multitask_track(0.08, 25.3), manifests, vote_min=3)
+    assert woman.values["gender"] == "female" and man.values["gender"] == "male"
+    assert woman.tags == [] and man.tags == []                # not mixed into the attribute tags
+    assert _text_lines(woman)[1] == "age 20-29 | female | happy | white"
+    assert _text_lines(man)[1] == "age 20-29 | male | happy | white"
+    assert man.to_dict()["age"] == 25.3 and man.to_dict()["age_group"] == "20-29"   # events keep the years
+
+
+def test_negative_label_from_the_manifest_and_unreliable_binary_heads():
+    from edge.bundle import manifest_to_dict, parse_manifest
+
+    inp = InputSpec(32, 32)
+    manifest = Manifest("m", "multitask", "1", "", inp, CropSpec(32), (
+        OutputSpec("gender", "sigmoid", labels=("woman",), thresholds=(0.6,), negative_label="man-ish"),
+        OutputSpec("glasses", "sigmoid", labels=("glasses",)),
+        OutputSpec("smile", "sigmoid", labels=("smile",), unreliable=("smile",))))
+    manifest = parse_manifest({**manifest_to_dict(manifest), "files": {}})   # negative_label survives the YAML
+    assert manifest.output("gender").negative_label == "man-ish"
+    assert manifest.output("glasses").negative() == "not glasses"
+    track = Track(1, (0, 0, 50, 50), 0, 0.0)
+    track.add_prediction(Prediction("m", {"gender": HeadResult("gender", "sigmoid", scores={"woman": 0.55}),
+                                          "glasses": HeadResult("glasses", "sigmoid", scores={"glasses": 0.7}),
+                                          "smile": HeadResult("smile", "sigmoid", scores={"smile": 0.9})}))
+    summary = face_summary(track, {"m": manifest}, vote_min=3)
+    assert summary.values == {"gender": "man-ish", "glasses": "glasses"}    # 0.55 < its 0.6 threshold; smile hidden
+
+
+@pytest.mark.parametrize("age, group", [(-1.0, "0-2"), (0.0, "0-2"), (2.9, "0-2"), (3.0, "3-9"),
+                                        (19.99, "10-19"), (25.3, "20-29"), (69.9, "60-69"), (70.0, "70+"),
+                                        (104.0, "70+")])
+def test_age_groups_default_and_from_the_manifest(age, group):
+    from edge.overlay import DEFAULT_AGE_GROUPS, value_group
+
+    assert value_group(age, DEFAULT_AGE_GROUPS) == group
+    assert value_group(age, _shipped_multitask().output("age").groups) == group
+
+
+def test_custom_groups_in_the_manifest_win_over_the_defaults():
+    inp = InputSpec(32, 32)
+    manifest = Manifest("m", "multitask", "1", "", inp, CropSpec(32), (
+        OutputSpec("age", "regression", unit="years",
+                   groups=({"label": "child", "max": 18}, {"label": "adult", "min": 18})),))
+    track = Track(1, (0, 0, 50, 50), 0, 0.0)
+    track.add_prediction(Prediction("m", {"age": HeadResult("age", "regression", value=25.3, unit="years")}))
+    assert _text_lines(face_summary(track, {"m": manifest}, 3))[1] == "age adult"
+
+
+def test_multitask_text_fits_a_640x480_frame():
+    summary = face_summary(_multitask_track(0.91, 44.0), {"multitask": _shipped_multitask()}, vote_min=3)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    track = _multitask_track(0.91, 44.0)
+    draw_faces(frame, [(track, summary)])
+    width = max(cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] for line in _text_lines(summary))
+    assert width < 640 // 2                                   # one line, well inside the frame
+    x, y, w, h = track.box
+    assert frame[y + h + 4:y + h + 50, x:x + width].any()     # drawn below the box
 
 
 def test_drawing_changes_pixels_and_stays_in_the_frame():
