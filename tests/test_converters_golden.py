@@ -164,3 +164,14 @@ def test_conversion_writes_demo_golden_faces(tmp_path: Path) -> None:
     assert "demo.mp4" in manifest.extra["golden"]["source"]
     assert CARD_NOTE in (out / CARD).read_text()
     assert compare_golden(_model(out)).ok
+
+
+def test_golden_faces_and_regolden_need_no_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, converters.golden, converters.regolden, converters.cli; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
