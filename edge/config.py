@@ -35,7 +35,7 @@ class DetectorSettings:
     min_size: int = 40                 # smallest face side, in full-frame pixels
     scale_factor: float = 1.1
     min_neighbors: int = 5
-    full_frame_every: int = 1          # 1: whole frame every frame; N: whole frame every Nth frame and, between,
+    full_frame_every: int = 10         # 1: whole frame every frame; N: whole frame every Nth frame and, between,
                                        # only around the live tracks (faster; a new face waits up to N frames)
 
 

@@ -53,17 +53,18 @@ class HaarDetector:
         self.min_neighbors = int(min_neighbors)
 
     def detect(self, frame: np.ndarray, grey: Optional[np.ndarray] = None, min_size: Optional[int] = None,
-               max_size: Optional[int] = None) -> list[Box]:
+               max_size: Optional[int] = None, downscale: Optional[float] = None) -> list[Box]:
         """Return the face boxes found in a BGR (or grey) frame, largest first.
 
         ``min_size`` / ``max_size`` (full-frame pixels) narrow the searched face sizes for this
-        call (default: the detector's min_size and no maximum).
+        call (default: the detector's min_size and no maximum); ``downscale`` overrides the
+        detector's own factor for this call.
         """
         if frame is None or frame.size == 0:
             return []
         if grey is None:
             grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        f = self.downscale
+        f = self.downscale if downscale is None else float(downscale)
         small = grey if f == 1.0 else cv2.resize(grey, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         small = cv2.equalizeHist(small)
         side = max(8, int(round((self.min_size if min_size is None else min_size) * f)))

@@ -43,6 +43,8 @@ APPEAR_AFTER_HITS = 2        # a face seen in 2 frames "appears" (one-frame Haar
 LOST_MESSAGE = "camera lost, reconnecting"
 READ_TIMEOUT_S = 0.25
 EMPTY_FRAME_LOG_EVERY = 100  # log the first empty frame and then every 100th
+ROI_MAX_MISSED = 2          # between whole-frame turns, search around tracks missed at most this many frames
+ROI_FACE_PX = 64            # a region is searched at the scale that makes its tracked face about this wide
 
 
 @dataclass
@@ -308,11 +310,14 @@ class Pipeline:
 
     def _detect(self, frame: np.ndarray) -> list[Box]:
         """Return this frame's face boxes: the whole frame, or only the regions around live tracks
-        when ``detector.full_frame_every`` > 1 and this is not a whole-frame turn."""
+        when ``detector.full_frame_every`` > 1 and this is not a whole-frame turn (none when no
+        face is being tracked: a newcomer is found on the next whole-frame turn, within N frames)."""
         every = self.settings.detector.full_frame_every
-        tracks = [t for t in self.tracker.tracks if t.missed == 0]
-        if every <= 1 or not tracks or self.frame_index % every == 0 or isinstance(self.source, ImageFolder):
+        if every <= 1 or self.frame_index % every == 0 or isinstance(self.source, ImageFolder):
             return self.detector.detect(frame)
+        tracks = [t for t in self.tracker.tracks if t.missed <= ROI_MAX_MISSED]
+        if not tracks:
+            return []
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
         fh, fw = grey.shape[:2]
         boxes: list[Box] = []
@@ -324,8 +329,11 @@ class Pipeline:
             x1, y1 = min(fw, x + w + pad), min(fh, y + h + pad)
             region = grey[y0:y1, x0:x1]
             low = max(self.detector.min_size, int(side * 0.7))
+            # A region is small: search it at a finer scale than the whole frame (the tracked
+            # face ~ROI_FACE_PX wide), which finds small faces the coarse whole-frame pass misses.
+            scale = min(1.0, max(self.detector.downscale, ROI_FACE_PX / side))
             for bx, by, bw, bh in self.detector.detect(region, grey=region, min_size=low,
-                                                       max_size=int(side * 1.5)):
+                                                       max_size=int(side * 1.5), downscale=scale):
                 box = (bx + x0, by + y0, bw, bh)
                 if all(iou(box, b) < 0.5 for b in boxes):   # regions of nearby faces overlap
                     boxes.append(box)

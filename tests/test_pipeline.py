@@ -313,3 +313,42 @@ def test_full_frame_every_n_finds_the_same_faces_around_tracks(tmp_path):
     for a, b in zip(full, roi):                  # the main face's box stays where full-frame search puts it
         if a and b:
             assert max(iou(a[0], box) for box in b) > 0.5
+
+
+def test_between_whole_frame_turns_only_regions_around_tracks_are_searched(tmp_path):
+    s = _settings(tmp_path, tmp_path)
+    s.models.bundles = []
+    s.detector.full_frame_every = 4
+    pipeline = Pipeline(s, source=CountingClip(loop=False))
+    searched: list[tuple[int, tuple[int, ...]]] = []
+    detect = pipeline.detector.detect
+
+    def recording_detect(frame, *args, **kwargs):   # the real detector, with the searched area recorded
+        searched.append((pipeline.frame_index, frame.shape[:2]))
+        return detect(frame, *args, **kwargs)
+
+    pipeline.detector.detect = recording_detect
+    pipeline.run(max_frames=12)
+    whole = {i for i, shape in searched if shape == (480, 640)}
+    assert whole == {0, 4, 8}
+    regions = [shape for i, shape in searched if i not in whole]
+    assert regions, "the demo face is tracked between whole-frame turns"
+    assert all(h < 480 and w < 640 for h, w in regions)
+
+
+def test_an_empty_scene_is_searched_only_on_whole_frame_turns(tmp_path):
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    writer = cv2.VideoWriter(str(blank / "blank.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for _ in range(9):
+        writer.write(np.full((480, 640, 3), 90, np.uint8))
+    writer.release()
+    s = _settings(tmp_path, tmp_path)
+    s.models.bundles = []
+    s.detector.full_frame_every = 3
+    pipeline = Pipeline(s, source=VideoFile(str(blank / "blank.avi"), loop=False))
+    calls: list[int] = []
+    detect = pipeline.detector.detect
+    pipeline.detector.detect = lambda frame, *a, **k: calls.append(pipeline.frame_index) or detect(frame, *a, **k)
+    assert pipeline.run(max_frames=9) == 9
+    assert calls == [0, 3, 6]
