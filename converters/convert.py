@@ -8,7 +8,7 @@ import shlex
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -115,12 +115,22 @@ def strip_unit_normalization(model: Any, manifest: Manifest) -> tuple[Any, list[
     return keras.Model(model.inputs, new_outputs, name=model.name), notes
 
 
-def _runtime_check(model: FaceModel) -> dict[str, str]:
-    """Return {runtime: 'ok' | reason}: the golden faces replayed by edge.push in each installed runtime."""
+def _runtime_check(model: FaceModel, check_pythons: Sequence[str | Path] = ()) -> dict[str, str]:
+    """Return {runtime: 'ok' | reason}: the golden faces replayed by edge.push in each installed runtime,
+    and by tflite_runtime in each interpreter of ``check_pythons`` (see converters.foreign_runtime)."""
     from edge.push import compare_golden
 
+    from .foreign_runtime import check_with_python
+
     results = {}
+    for python in check_pythons:
+        label, verdict = check_with_python(model, python)
+        if verdict == "ok" or "tflite_runtime" not in results:
+            results["tflite_runtime"] = verdict
+        log.info("%s in %s: %s", label, python, verdict)
     for name in ("ai_edge_litert", "tflite_runtime"):
+        if name in results:
+            continue
         try:
             runtime = get_runtime(name)
         except FaceEdgeError:
@@ -149,13 +159,16 @@ def measure_mode(model: Any, base: Manifest, cfg: QuantConfig, rep: Optional[np.
 def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", io_type: str = "uint8",
                 per_channel: bool = True, rep_size: int = 300, seed: int = 0, floor: float = DEFAULT_FLOOR,
                 force: bool = False, sign_key: Optional[str | Path] = None, compare_modes: bool = True,
-                golden_faces: int = 4, threads: int = 1, latency_repeats: int = 60) -> Path:
+                golden_faces: int = 4, threads: int = 1, latency_repeats: int = 60,
+                check_pythons: Sequence[str | Path] = ()) -> Path:
     """Convert the run in ``run_dir`` and write its bundle to ``out_dir``; return the bundle path.
 
     The converted model is checked against the float Keras model on the run's held-out
     faces; an int8 model whose agreement on any head is below ``floor`` is refused unless
     ``force``. With ``compare_modes`` every other mode is converted too, for the size and
     latency table of the parity report. ``sign_key`` (an Ed25519 private PEM) adds manifest.sig.
+    ``check_pythons``: interpreters holding tflite_runtime (which cannot share this one's numpy 2)
+    that replay the golden faces too.
     """
     cfg = QuantConfig(mode=quant, io_type=io_type, per_channel=per_channel, rep_size=rep_size, seed=seed)
     run = load_run(run_dir)
@@ -239,7 +252,7 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
         extra["source"] = {"run": _display_path(run.path), "rebuild": rebuild}
         # Files are hashed before the runtime check so edge.push sees the bundle as it will ship.
         manifest = write_manifest(tmp, replace(fm.manifest, extra=extra))
-        runtimes = _runtime_check(FaceModel(Bundle(tmp, manifest), get_runtime("ai_edge_litert")))
+        runtimes = _runtime_check(FaceModel(Bundle(tmp, manifest), get_runtime("ai_edge_litert")), check_pythons)
         parity["runtimes"] = runtimes
         write_json(tmp, PARITY_FILE, parity)
         write_card()

@@ -1,0 +1,92 @@
+"""Replay a bundle in a TFLite runtime that cannot live in this Python: another interpreter.
+
+tflite_runtime 2.14 (the last release, cp311 at most) breaks beside numpy 2, which the trainer
+needs; it runs in a small venv of its own (``python -m venv V && V/bin/pip install
+tflite-runtime==2.14.0 "numpy<2"``). :func:`check_with_python` feeds that interpreter the same
+input tensors edge feeds LiteRT here (the golden faces through the bundle's preprocessing),
+and compares every raw output tensor with LiteRT's.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edge.models import FaceModel
+
+# Runs in the other interpreter: numpy and tflite_runtime only.
+CHILD = r'''
+import json, sys
+import numpy as np
+import tflite_runtime
+from tflite_runtime.interpreter import Interpreter
+
+model, inputs, outputs = sys.argv[1:4]
+interp = Interpreter(model_path=model, num_threads=1)
+interp.allocate_tensors()
+feed = np.load(inputs)
+index = interp.get_input_details()[0]["index"]
+result = {}
+for k in range(len(feed.files)):
+    interp.set_tensor(index, feed[f"x{k}"])
+    interp.invoke()
+    for d in interp.get_output_details():
+        result[f"{k}/{d['name']}"] = interp.get_tensor(d["index"])
+np.savez(outputs, **result)
+print(json.dumps({"version": getattr(tflite_runtime, "__version__", "?"), "numpy": np.__version__}))
+'''
+MAX_QUANT_STEPS = 2      # integer outputs may differ by this many steps between kernels
+FLOAT_ATOL = 1e-3
+
+
+def _reference(model: FaceModel, tensors: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Return LiteRT's raw output tensors for ``tensors``, keyed like the child's."""
+    interp = model.interpreter
+    index = interp.get_input_details()[0]["index"]
+    out: dict[str, np.ndarray] = {}
+    for k, x in enumerate(tensors):
+        interp.set_tensor(index, x)
+        interp.invoke()
+        for d in interp.get_output_details():
+            out[f"{k}/{d['name']}"] = np.array(interp.get_tensor(d["index"]))
+    return out
+
+
+def check_with_python(model: FaceModel, python: str | Path, timeout_s: float = 120.0) -> tuple[str, str]:
+    """Return (runtime label, 'ok' | reason) for ``model``'s golden faces replayed by tflite_runtime in ``python``."""
+    with np.load(model.bundle.path / "golden.npz", allow_pickle=False) as golden:
+        faces = golden["faces"]
+    tensors = [model.preprocess(np.ascontiguousarray(f[..., ::-1])) for f in faces]
+    reference = _reference(model, tensors)
+    with tempfile.TemporaryDirectory(prefix="face-convert-runtime-") as tmp:
+        feed, got_path, script = Path(tmp) / "in.npz", Path(tmp) / "out.npz", Path(tmp) / "replay.py"
+        np.savez(feed, **{f"x{k}": x for k, x in enumerate(tensors)})
+        script.write_text(CHILD, encoding="utf-8")
+        try:
+            done = subprocess.run([str(python), str(script), str(model.bundle.path / "model.tflite"), str(feed),
+                                   str(got_path)], capture_output=True, text=True, timeout=timeout_s)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return "tflite_runtime", f"could not run {python}: {exc}"
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return "tflite_runtime", f"fails in {python}: {last}"
+        info = json.loads(done.stdout.strip().splitlines()[-1])
+        label = f"tflite_runtime {info['version']}"
+        with np.load(got_path, allow_pickle=False) as got_file:
+            got = {k: got_file[k] for k in got_file.files}
+    if set(got) != set(reference):
+        return label, f"output tensors differ: {sorted(set(got) ^ set(reference))[:4]}"
+    for key, want in reference.items():
+        y = got[key]
+        if y.shape != want.shape:
+            return label, f"{key}: shape {y.shape} vs {want.shape}"
+        if np.issubdtype(want.dtype, np.integer):
+            diff = int(np.max(np.abs(y.astype(np.int64) - want.astype(np.int64))))
+            if diff > MAX_QUANT_STEPS:
+                return label, f"{key}: {diff} quantization steps from LiteRT"
+        elif float(np.max(np.abs(y - want))) > FLOAT_ATOL:
+            return label, f"{key}: max difference {float(np.max(np.abs(y - want))):.4g} from LiteRT"
+    return label, "ok"
