@@ -17,6 +17,18 @@ import numpy as np
 Box = tuple[int, int, int, int]
 
 
+def iou(a: Box, b: Box) -> float:
+    """Return the intersection over union of two (x, y, w, h) boxes (0.0 when they do not overlap)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = min(ax + aw, bx + bw) - max(ax, bx)
+    ih = min(ay + ah, by + bh) - max(ay, by)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / float(aw * ah + bw * bh - inter)
+
+
 @dataclass(frozen=True)
 class CropSpec:
     """How a face box becomes a model input: margin per side, vertical shift, output size."""

@@ -31,7 +31,7 @@ import numpy as np
 
 from .bundle import Bundle, load_bundle, load_public_key, read_manifest
 from .config import Settings
-from .crop import Box, crop_face, whole_image_box
+from .crop import Box, crop_face, iou, whole_image_box
 from .detect import HaarDetector
 from .errors import BundleError, GalleryError
 from .gallery import PHOTO_SPEC, Gallery
@@ -102,16 +102,6 @@ def sharpness(grey_face: np.ndarray) -> float:
     return float(cv2.Laplacian(face, cv2.CV_64F).var())
 
 
-def _iou(a: Box, b: Box) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union else 0.0
-
-
 class FaceChecker:
     """``check(frame)`` returns the one usable face box of an enrollment image, or why there is none."""
 
@@ -140,7 +130,7 @@ class FaceChecker:
         self.confirm.downscale = min(1.0, 160.0 / max(1, w))
         self.confirm.min_size = max(8, int(w * 0.5))
         found = self.confirm.detect(roi, roi)
-        return any(_iou(box, (ox + x0, oy + y0, ow, oh)) >= CONFIRM_IOU for (ox, oy, ow, oh) in found)
+        return any(iou(box, (ox + x0, oy + y0, ow, oh)) >= CONFIRM_IOU for (ox, oy, ow, oh) in found)
 
     def eye_pair(self, grey_face: np.ndarray) -> Optional[tuple[float, float]]:
         """Return (roll in degrees, eye-midpoint offset from the centre in face widths), None when no pair is found."""

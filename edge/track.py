@@ -15,20 +15,8 @@ from typing import Iterable, Optional
 import numpy as np
 
 from .config import TrackerSettings
-from .crop import Box
+from .crop import Box, iou
 from .models import HeadResult, Prediction
-
-
-def iou(a: Box, b: Box) -> float:
-    """Return the intersection over union of two (x, y, w, h) boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = min(ax + aw, bx + bw) - max(ax, bx)
-    ih = min(ay + ah, by + bh) - max(ay, by)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / float(aw * ah + bw * bh - inter)
 
 
 @dataclass

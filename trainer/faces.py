@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge.crop import Box, CropSpec, crop_face, whole_image_box
+from edge.crop import Box, CropSpec, crop_face, iou, whole_image_box
 from edge.detect import HaarDetector
 
 DEFAULT_CACHE = Path(os.environ.get("FACE_EDGE_CACHE", "/work/cache"))
@@ -87,7 +87,7 @@ class FaceCropper:
         if hint is not None:
             off = (int(round(bgr.shape[1] * self.pad)), int(round(bgr.shape[0] * self.pad))) if self.pad > 0 else (0, 0)
             hint_box = (hint[0] + off[0], hint[1] + off[1], hint[2], hint[3])
-            scored = [(box_iou(b, hint_box), b) for b in boxes]
+            scored = [(iou(b, hint_box), b) for b in boxes]
             best = max(scored, default=(0.0, None), key=lambda t: t[0])
             if best[1] is not None and best[0] >= 0.3:
                 box, detected = best[1], True
@@ -104,15 +104,6 @@ class FaceCropper:
 
 
 _DETECTORS: dict[str, HaarDetector] = {}
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Return the intersection-over-union of two (x, y, w, h) boxes."""
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def read_image(path: str | Path) -> Optional[np.ndarray]:

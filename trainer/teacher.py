@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from edge.crop import Box
+from edge.crop import Box, iou
 from edge.detect import HaarDetector
 from trainer.errors import DataError
 
@@ -41,17 +41,6 @@ class TeacherFace:
     vector: np.ndarray
     box: Box
     source: int
-
-
-def iou(a: Box, b: Box) -> float:
-    """Return the intersection-over-union of two (x, y, w, h) boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 # A Haar box is larger and sits higher than the HOG box dlib's landmark model was trained on:
