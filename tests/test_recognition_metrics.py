@@ -54,3 +54,36 @@ def test_identification_and_confusion(tmp_path: Path) -> None:
     res = identify(enroll, np.repeat(ids, 3).tolist(), probes, probe_ids)
     assert res.accuracy == 19 / 20 and res.confusion.sum() == 20 and res.confusion[1, 0] == 1
     assert plot_confusion(res, tmp_path / "cm.png").stat().st_size > 3000
+
+
+def _eval_sets(n: int = 40):
+    """Return EvalSets over ``n`` random-texture 'faces': pair k is (k, k) when even, (k, k+1) when odd."""
+    from trainer.tasks.recognition import EvalSets, FaceTable
+
+    rng = np.random.default_rng(3)
+    crops = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    table = FaceTable("synthetic", [f"{k}.png" for k in range(n)], crops, np.zeros((n, 128), np.float32),
+                      np.ones(n, bool), [str(k) for k in range(n)], np.zeros(n, np.float32))
+    left = np.arange(n)
+    same = left % 2 == 0
+    right = np.where(same, left, (left + 1) % n)
+    return EvalSets(table, left, right, same, left % 10)
+
+
+def test_distorted_probes_are_scored_per_kind() -> None:
+    from trainer.distort import DISTORTIONS
+    from trainer.tasks.recognition import distorted_verification
+
+    sets = _eval_sets()
+
+    def pixels(crops: np.ndarray) -> np.ndarray:            # an embedder that is just the centred pixels
+        flat = crops.reshape(len(crops), -1).astype(np.float32)
+        return l2_normalise(flat - flat.mean(axis=1, keepdims=True))
+
+    clean = pixels(sets.wild.crops)
+    assert verify(cosine_distance(clean[sets.pairs_left], clean[sets.pairs_right]), sets.same, sets.folds).accuracy == 1.0
+    scores = distorted_verification(sets, clean, pixels)
+    assert set(scores) == set(DISTORTIONS) and all(0.0 <= v <= 1.0 for v in scores.values())
+    assert min(scores.values()) < 1.0   # a pixel embedder is not robust to all of them: it shows
+    one_hot = np.eye(len(sets.wild.crops), dtype=np.float32)   # an embedder blind to pixels is unaffected
+    assert all(v == 1.0 for v in distorted_verification(sets, one_hot, lambda c: one_hot[:len(c)]).values())

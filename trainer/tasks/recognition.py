@@ -458,6 +458,25 @@ def int8_vectors(bundle: Path, crops: np.ndarray) -> tuple[np.ndarray, float]:
     return (np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, 128), np.float32)), ms
 
 
+def distorted_verification(sets: EvalSets, clean: np.ndarray, fn: Callable[[np.ndarray], np.ndarray],
+                           seed: int = 1729) -> dict[str, float]:
+    """Return 10-fold pair accuracy when the right face of each pair is distorted, per distortion kind.
+
+    The left face stays clean (an enrolled photo), the right one is the probe the camera sees
+    blurred, dark, noisy, foggy or partly occluded (trainer.distort, seeded severities 0.5-1).
+    """
+    from trainer.distort import DISTORTIONS, distort
+    from trainer.evaluate.verification import cosine_distance, verify
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, float] = {}
+    for kind in DISTORTIONS:
+        vecs = fn(np.stack([distort(c, kind, rng) for c in sets.wild.crops]))
+        ver = verify(cosine_distance(clean[sets.pairs_left], vecs[sets.pairs_right]), sets.same, sets.folds)
+        out[kind] = round(float(ver.accuracy), 4)
+    return out
+
+
 def evaluate_embedders(out_dir: Path, holdout: Sequence[str], embedders: dict[str, Callable[[np.ndarray], np.ndarray]],
                        data_root: Path = DATA_ROOT) -> dict[str, Any]:
     """Return held-out metrics of each named embedder (crops -> vectors) and of the dlib baseline.
@@ -474,8 +493,9 @@ def evaluate_embedders(out_dir: Path, holdout: Sequence[str], embedders: dict[st
     results: dict[str, Any] = {}
     curves = {}
     for name, fn in embedders.items():
-        results[name], curves[name] = evaluate_vectors(sets, fn(sets.wild.crops), fn(orl.crops) if orl else None,
-                                                       name, out_dir)
+        clean = fn(sets.wild.crops)
+        results[name], curves[name] = evaluate_vectors(sets, clean, fn(orl.crops) if orl else None, name, out_dir)
+        results[name]["distorted_probe"] = distorted_verification(sets, clean, fn)
     results["dlib"], curves["dlib"] = evaluate_vectors(sets, sets.wild.teacher, orl.teacher if orl else None,
                                                        "dlib", out_dir)
     plot_roc(curves, out_dir / "roc.png", f"celeba_wild, {len(holdout)} held-out people")
@@ -497,7 +517,8 @@ def compact(metrics: dict[str, Any]) -> dict[str, Any]:
             out[name] = {"verification_accuracy": ver["accuracy"], "accuracy_std": ver["accuracy_std"],
                          "auc": ver["auc"], "tar_at_far_1e-3": ver["tar_at_far"]["0.001"],
                          "threshold": ver["threshold"],
-                         **{f"{k}_accuracy": v["accuracy"] for k, v in value.items() if k.startswith("identification")}}
+                         **{f"{k}_accuracy": v["accuracy"] for k, v in value.items() if k.startswith("identification")},
+                         **({"distorted_probe_accuracy": value["distorted_probe"]} if "distorted_probe" in value else {})}
         else:
             out[name] = value
     return {"heldout": out}
