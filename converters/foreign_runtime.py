@@ -4,7 +4,7 @@ tflite_runtime 2.14 (the last release, cp311 at most) breaks beside numpy 2, whi
 needs; it runs in a small venv of its own (``python -m venv V && V/bin/pip install
 tflite-runtime==2.14.0 "numpy<2"``). :func:`check_with_python` feeds that interpreter the same
 input tensors edge feeds LiteRT here (the golden faces through the bundle's preprocessing),
-and compares every raw output tensor with LiteRT's.
+and compares every output with LiteRT's the way edge.push judges golden faces.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.models import FaceModel
+
+from .bundle_writer import GOLDEN_ATOL, GOLDEN_MIN_COSINE
 
 # Runs in the other interpreter: numpy and tflite_runtime only.
 CHILD = r'''
@@ -39,7 +41,6 @@ np.savez(outputs, **result)
 print(json.dumps({"version": getattr(tflite_runtime, "__version__", "?"), "numpy": np.__version__}))
 '''
 MAX_QUANT_STEPS = 2      # integer outputs may differ by this many steps between kernels
-FLOAT_ATOL = 1e-3
 
 
 def _reference(model: FaceModel, tensors: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -79,14 +80,38 @@ def check_with_python(model: FaceModel, python: str | Path, timeout_s: float = 1
             got = {k: got_file[k] for k in got_file.files}
     if set(got) != set(reference):
         return label, f"output tensors differ: {sorted(set(got) ^ set(reference))[:4]}"
-    for key, want in reference.items():
-        y = got[key]
-        if y.shape != want.shape:
-            return label, f"{key}: shape {y.shape} vs {want.shape}"
-        if np.issubdtype(want.dtype, np.integer):
-            diff = int(np.max(np.abs(y.astype(np.int64) - want.astype(np.int64))))
-            if diff > MAX_QUANT_STEPS:
-                return label, f"{key}: {diff} quantization steps from LiteRT"
-        elif float(np.max(np.abs(y - want))) > FLOAT_ATOL:
-            return label, f"{key}: max difference {float(np.max(np.abs(y - want))):.4g} from LiteRT"
-    return label, "ok"
+    return label, _compare(model, reference, got, len(tensors))
+
+
+def _compare(model: FaceModel, reference: dict[str, np.ndarray], got: dict[str, np.ndarray], n: int) -> str:
+    """Return 'ok' or the first difference, judged per manifest output as edge.push judges golden faces.
+
+    Embeddings must point the same way (cosine >= the manifest's golden ``min_cosine``); other
+    outputs may differ by at most ``atol`` or two quantization steps after dequantization.
+    """
+    golden = model.bundle.manifest.extra.get("golden") or {}
+    atol = float(golden.get("atol", GOLDEN_ATOL))
+    min_cos = float(golden.get("min_cosine", GOLDEN_MIN_COSINE))
+    names = {d["index"]: d["name"] for d in model.interpreter.get_output_details()}
+    for spec, index in zip(model.manifest.outputs, model._out_indices):
+        scale, zero = model._out_quant.get(index, (0.0, 0))
+        for k in range(n):
+            key = f"{k}/{names[index]}"
+            want, y = (_dequantized(a, scale, zero) for a in (reference[key], got[key]))
+            if y.shape != want.shape:
+                return f"{spec.name}: shape {y.shape} vs {want.shape}"
+            if spec.kind == "embedding":
+                cos = float(np.dot(y, want) / ((np.linalg.norm(y) * np.linalg.norm(want)) or 1.0))
+                if cos < min_cos:
+                    return f"{spec.name}: cosine {cos:.4f} to LiteRT's output (< {min_cos})"
+            elif float(np.max(np.abs(y - want))) > max(atol, MAX_QUANT_STEPS * (scale or 0.0)):
+                return f"{spec.name}: max difference {float(np.max(np.abs(y - want))):.4g} from LiteRT"
+    return "ok"
+
+
+def _dequantized(tensor: np.ndarray, scale: float, zero: int) -> np.ndarray:
+    """Return ``tensor`` as float32 values (integer tensors through their scale and zero point)."""
+    flat = np.asarray(tensor).reshape(-1)
+    if np.issubdtype(flat.dtype, np.integer) and scale:
+        return (flat.astype(np.float32) - zero) * scale
+    return flat.astype(np.float32)
