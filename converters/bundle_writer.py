@@ -70,7 +70,7 @@ def publish(tmp: Path, out_dir: Path) -> Path:
 
 
 GOLDEN_ATOL = 0.01        # on dequantized outputs; edge.push also always allows two output quantization steps
-GOLDEN_MIN_COSINE = 0.99  # embeddings are compared by direction
+GOLDEN_MIN_COSINE = 0.98  # embeddings by direction: tflite_runtime 2.14 and LiteRT int8 kernels agree to ~0.988
 
 
 def write_golden(folder: Path, model: FaceModel, faces_rgb: np.ndarray) -> dict[str, Any]:

@@ -232,6 +232,8 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
                   f"--out {shlex.quote(_display_path(out_dir))}"
         if cfg.mode == "int8" and cfg.io_type != "uint8":
             rebuild += f" --io {cfg.io_type}"
+        if cfg.mode == "int8" and (cfg.rep_size, cfg.seed) != (300, 0):
+            rebuild += f" --rep-size {cfg.rep_size} --seed {cfg.seed}"
         train_cmd = (run.raw.get("training") or {}).get("command") if isinstance(run.raw.get("training"), dict) else None
         rebuild_text = (f"{train_cmd}\n" if train_cmd else "") + rebuild
         card_extra = _card_extra(run)

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -59,6 +61,11 @@ def write_yaml(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as block-style YAML (numpy values converted) to ``path``."""
     path.write_text(yaml.safe_dump(_plain(data), sort_keys=False, width=110), encoding="utf-8")
 
+
+
+def command_line() -> str:
+    """Return the face-train command that is running (for run.yaml training.command and the model card)."""
+    return "face-train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 @dataclass
 class Run:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from edge.crop import CropSpec
 
 from ..errors import DataError
-from ..run import Run, input_spec, write_run
+from ..run import Run, command_line, input_spec, write_run
 from . import add_common_fit_arguments
 
 NAME = "attributes"
@@ -202,11 +201,6 @@ def _display(path: Any) -> str:
         return os.path.relpath(Path(path).resolve())
     except ValueError:
         return str(path)
-
-
-def command_line() -> str:
-    """Return the face-train command that is running (for run.yaml training.command and the model card)."""
-    return "face-train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:

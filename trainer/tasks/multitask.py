@@ -11,8 +11,6 @@ blocks), tunes the gender threshold on validation, and writes the RUN folder wit
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,7 +19,7 @@ import numpy as np
 from edge.crop import CropSpec
 
 from ..errors import DataError
-from ..run import Run, input_spec, write_run
+from ..run import Run, command_line, input_spec, write_run
 from . import add_common_fit_arguments
 
 NAME = "multitask"
@@ -174,7 +172,7 @@ def fit(args: argparse.Namespace) -> Run:
                      "variants": {"utkface": args.utk_variants, "fer2013": args.fer_variants},
                      "utk_repeat": args.utk_repeat, "batch": args.batch, "augment": augment,
                      "fit": cfg.to_dict(), "best_epoch": result.best_epoch, "best_val_plain_loss": result.best_value,
-                     "command": "face-train " + " ".join(shlex.quote(a) for a in sys.argv[1:])},
+                     "command": command_line()},
         "history": result.history, "seed": args.seed,
     }
     run = write_run(out, model, info, train.faces[rep], test.faces, test.labels())

