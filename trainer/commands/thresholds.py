@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-gain", type=float, default=0.005,
                         help="keep 0.5 unless another threshold gains at least this much on validation")
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--bundle", default=None,
+                        help="tune on the validation scores of this converted bundle (e.g. the int8 one) instead of the Keras model")
     parser.set_defaults(func=run)
 
 
@@ -27,6 +29,6 @@ def run(args: argparse.Namespace) -> int:
     task = task_of_run(run_.info)
     if not hasattr(task, "retune"):
         raise RunError(f"task {task.NAME} has no threshold re-tuning")
-    metrics = task.retune(run_, args.data, args.objective, args.min_gain, args.cache_dir)
+    metrics = task.retune(run_, args.data, args.objective, args.min_gain, args.cache_dir, bundle=args.bundle)
     print(json.dumps(metrics.get("float", metrics), indent=1))
     return 0

@@ -467,21 +467,31 @@ def write_card(run: Run, bundle_name: str = "models/attributes") -> Path:
 
 
 def retune(run: Run, data: str, objective: str = "accuracy", min_gain: float = 0.005,
-           cache_dir: Optional[str] = None) -> dict[str, Any]:
+           cache_dir: Optional[str] = None, bundle: Optional[str] = None) -> dict[str, Any]:
     """Re-tune the run's thresholds and unreliable flags on the validation split of ``data``,
-    rewrite run.yaml, re-evaluate on the held-out test faces; return the new metrics."""
+    rewrite run.yaml, re-evaluate on the held-out test faces; return the new metrics.
+
+    With ``bundle`` (the run converted, e.g. to int8) the validation scores are the bundle's,
+    through edge's FaceModel: the thresholds then fit the model the device actually runs.
+    """
     from ..evaluate.classification import multilabel_report, tune_thresholds
     from ..infer import model_outputs
     from ..run import update_run
 
     model = run.load_model()
     faces, labels, _ = _heldout(run, argparse.Namespace(data=data, split="val", cache_dir=cache_dir))
-    prob = model_outputs(model, faces)[HEAD]
+    if bundle:
+        from ..bundle_eval import bundle_outputs
+
+        prob = bundle_outputs(bundle, faces)[HEAD]
+    else:
+        prob = model_outputs(model, faces)[HEAD]
     out = dict(run.output(HEAD))
     thresholds = tune_thresholds(labels, prob, objective, min_gain=min_gain)
     report = multilabel_report(labels, prob, out["labels"], thresholds)
     out.update(thresholds=[round(float(t), 3) for t in thresholds], unreliable=report["unreliable"])
-    training = dict(run.info.get("training") or {}, threshold_objective=objective, threshold_min_gain=min_gain)
+    training = dict(run.info.get("training") or {}, threshold_objective=objective, threshold_min_gain=min_gain,
+                    thresholds_tuned_on=f"validation scores of {bundle} (FaceModel)" if bundle else "validation scores of the Keras model")
     update_run(run, outputs=[out if o["name"] == HEAD else o for o in run.info["outputs"]], training=training,
                metrics={"validation": {"n": int(len(labels)), "mean_accuracy": report["mean_accuracy"],
                                        "mean_balanced_accuracy": report["mean_balanced_accuracy"]}})
