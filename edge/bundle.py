@@ -62,6 +62,7 @@ class OutputSpec:
     unit: str = ""
     groups: tuple[Mapping[str, Any], ...] = ()
     negative_label: str = ""  # a one-label sigmoid's "no" side, e.g. male for p(female); see negative()
+    centre: tuple[float, ...] = ()  # embedding: subtracted from the unit vector before renormalising
 
     def threshold(self, label: str) -> float:
         """Return the decision threshold of ``label`` (0.5 when none is recorded)."""
@@ -215,7 +216,8 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
                                   labels=labels, thresholds=thresholds, unreliable=unreliable,
                                   unit=str(raw.get("unit", "")),
                                   groups=tuple(raw.get("groups", []) or []),
-                                  negative_label=str(raw.get("negative_label", "") or "")))
+                                  negative_label=str(raw.get("negative_label", "") or ""),
+                                  centre=_floats(raw.get("centre", []) or [], f"{ow}.centre")))
     known = {"schema", "name", "task", "version", "created", "input", "crop", "outputs",
              "metrics", "files", "runtimes_checked"}
     return Manifest(name=str(_require(data, "name", where)), task=task,
@@ -334,6 +336,8 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
             item["groups"] = [dict(g) for g in out.groups]
         if out.negative_label:
             item["negative_label"] = out.negative_label
+        if out.centre:
+            item["centre"] = [float(v) for v in out.centre]
         data["outputs"].append(item)
     data.update(dict(manifest.extra))
     data["files"] = dict(manifest.files)

@@ -170,5 +170,18 @@ def interpret_output(spec: OutputSpec, y: np.ndarray) -> HeadResult:
         return HeadResult(spec.name, spec.kind, scores=scores)
     if spec.kind == "regression":
         return HeadResult(spec.name, spec.kind, value=float(y[0]), unit=spec.unit)
+    return HeadResult(spec.name, spec.kind, vector=unit_embedding(y, spec))
+
+
+def unit_embedding(y: np.ndarray, spec: OutputSpec) -> np.ndarray:
+    """Return the L2-normalised embedding of raw output ``y``; with a manifest ``centre`` the unit
+    vector minus that centre (the mean of the model's training embeddings), renormalised."""
     norm = float(np.linalg.norm(y))
-    return HeadResult(spec.name, spec.kind, vector=y / norm if norm > 0 else y)
+    v = y / norm if norm > 0 else y
+    if spec.centre:
+        if len(spec.centre) != v.size:
+            raise BundleError(f"output {spec.name}: centre has {len(spec.centre)} values for a {v.size}-d embedding")
+        v = v - np.asarray(spec.centre, np.float32)
+        norm = float(np.linalg.norm(v))
+        v = v / norm if norm > 0 else v
+    return v.astype(np.float32)

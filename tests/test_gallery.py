@@ -374,3 +374,27 @@ def test_another_user_is_told_to_run_as_the_galleries_owner() -> None:
         assert not (folder / "gallery.npz").exists()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_embedding_centre_in_the_manifest_is_removed_before_matching() -> None:
+    from edge.bundle import OutputSpec, manifest_to_dict
+    from edge.errors import BundleError
+    from edge.models import interpret_output
+
+    centre = (0.6, 0.0, 0.0)
+    spec = OutputSpec("embedding", "embedding", centre=centre)
+    a = interpret_output(spec, np.array([2.0, 1.0, 0.0], np.float32)).vector
+    b = interpret_output(spec, np.array([2.0, -1.0, 0.0], np.float32)).vector
+    plain = OutputSpec("embedding", "embedding")
+    pa = interpret_output(plain, np.array([2.0, 1.0, 0.0], np.float32)).vector
+    pb = interpret_output(plain, np.array([2.0, -1.0, 0.0], np.float32)).vector
+    assert math.isclose(float(np.linalg.norm(a)), 1.0, rel_tol=1e-6)
+    assert float(a @ b) < float(pa @ pb)            # the shared direction no longer makes them look alike
+    with pytest.raises(BundleError, match="centre has 3 values"):
+        interpret_output(spec, np.ones(4, np.float32))
+    raw = {"schema": 1, "name": "e", "task": "embedding", "version": "1", "created": "x",
+           "input": {"height": 8, "width": 8, "channels": 3}, "crop": {"size": 8},
+           "outputs": [{"name": "embedding", "kind": "embedding", "centre": list(centre)}], "files": {}}
+    manifest = parse_manifest(raw, "test")
+    assert manifest.outputs[0].centre == centre
+    assert manifest_to_dict(manifest)["outputs"][0]["centre"] == list(centre)
