@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.models import FaceModel
+from edge.models import FaceModel, dequantize
+from edge.push import golden_error
 
 from .bundle_writer import GOLDEN_ATOL, GOLDEN_MIN_COSINE
 
@@ -40,9 +41,6 @@ for k in range(len(feed.files)):
 np.savez(outputs, **result)
 print(json.dumps({"version": getattr(tflite_runtime, "__version__", "?"), "numpy": np.__version__}))
 '''
-MAX_QUANT_STEPS = 2      # integer outputs may differ by this many steps between kernels
-
-
 def check_with_python(model: FaceModel, python: str | Path, timeout_s: float = 120.0) -> tuple[str, str]:
     """Return (runtime label, 'ok' | reason) for ``model``'s golden faces replayed by tflite_runtime in ``python``."""
     with np.load(model.bundle.path / "golden.npz", allow_pickle=False) as golden:
@@ -69,11 +67,8 @@ def check_with_python(model: FaceModel, python: str | Path, timeout_s: float = 1
 
 
 def _compare(model: FaceModel, reference: list[list[np.ndarray]], got: dict[str, np.ndarray]) -> str:
-    """Return 'ok' or the first difference, judged per manifest output as edge.push judges golden faces.
-
-    Embeddings must point the same way (cosine >= the manifest's golden ``min_cosine``); other
-    outputs may differ by at most ``atol`` or two quantization steps after dequantization.
-    """
+    """Return 'ok' or the first difference, judged per manifest output by edge.push.golden_error
+    (the rule install-bundle applies to golden faces on the device)."""
     golden = model.bundle.manifest.extra.get("golden") or {}
     atol = float(golden.get("atol", GOLDEN_ATOL))
     min_cos = float(golden.get("min_cosine", GOLDEN_MIN_COSINE))
@@ -84,21 +79,10 @@ def _compare(model: FaceModel, reference: list[list[np.ndarray]], got: dict[str,
             key = f"{k}/{names[index]}"
             if key not in got:
                 return f"{spec.name}: tflite_runtime gave no tensor {names[index]!r}"
-            want, y = want_all[i], _dequantized(got[key], scale, zero)
+            want, y = want_all[i], dequantize(got[key], scale, zero)
             if y.shape != want.shape:
                 return f"{spec.name}: shape {y.shape} vs {want.shape}"
-            if spec.kind == "embedding":
-                cos = float(np.dot(y, want) / ((np.linalg.norm(y) * np.linalg.norm(want)) or 1.0))
-                if cos < min_cos:
-                    return f"{spec.name}: cosine {cos:.4f} to LiteRT's output (< {min_cos})"
-            elif float(np.max(np.abs(y - want))) > max(atol, MAX_QUANT_STEPS * (scale or 0.0)):
-                return f"{spec.name}: max difference {float(np.max(np.abs(y - want))):.4g} from LiteRT"
+            err, limit = golden_error(spec, y, want, float(scale or 0.0), atol, min_cos)
+            if err > limit:
+                return f"{spec.name} on face {k}: error {err:.4g} from LiteRT > {limit:.4g}"
     return "ok"
-
-
-def _dequantized(tensor: np.ndarray, scale: float, zero: int) -> np.ndarray:
-    """Return ``tensor`` as float32 values (integer tensors through their scale and zero point)."""
-    flat = np.asarray(tensor).reshape(-1)
-    if np.issubdtype(flat.dtype, np.integer) and scale:
-        return (flat.astype(np.float32) - zero) * scale
-    return flat.astype(np.float32)

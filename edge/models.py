@@ -141,14 +141,7 @@ class FaceModel:
         """Return each manifest output, dequantized to float32, for an input tensor."""
         self.interpreter.set_tensor(self._input["index"], tensor)
         self.interpreter.invoke()
-        outs = []
-        for idx in self._out_indices:
-            y = self.interpreter.get_tensor(idx)
-            scale, zero = self._out_quant[idx]
-            y = (y.astype(np.float32) - zero) * scale if scale and np.issubdtype(y.dtype, np.integer) \
-                else y.astype(np.float32)
-            outs.append(y.reshape(-1))
-        return outs
+        return [dequantize(self.interpreter.get_tensor(idx), *self._out_quant[idx]) for idx in self._out_indices]
 
     def predict(self, crop_bgr: np.ndarray) -> Prediction:
         """Return the Prediction of every head for one BGR uint8 face crop."""
@@ -156,6 +149,14 @@ class FaceModel:
         for spec, y in zip(self.manifest.outputs, self.raw_outputs(self.preprocess(crop_bgr))):
             heads[spec.name] = interpret_output(spec, y)
         return Prediction(model=self.name, heads=heads)
+
+
+def dequantize(tensor: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Return an output tensor as a flat float32 vector (integer tensors through scale and zero point)."""
+    y = np.asarray(tensor)
+    if scale and np.issubdtype(y.dtype, np.integer):
+        return ((y.astype(np.float32) - zero_point) * scale).reshape(-1)
+    return y.astype(np.float32).reshape(-1)
 
 
 def interpret_output(spec: OutputSpec, y: np.ndarray) -> HeadResult:

@@ -78,6 +78,21 @@ class GoldenReport:
 GOLDEN_MISSING = GoldenReport(ok=True, max_error=0.0, faces=0, detail="no golden.npz")
 
 
+def golden_error(spec: Any, y: np.ndarray, want: np.ndarray, scale: float, atol: float = GOLDEN_ATOL,
+                 min_cos: float = GOLDEN_MIN_COSINE) -> tuple[float, float]:
+    """Return (error, allowed error) of dequantized output ``y`` against the recorded ``want``.
+
+    Embeddings: 1 - cosine, allowed 1 - ``min_cos``. Scores: max absolute difference, allowed
+    ``atol`` (relative to the value for regressions) or two output quantization steps.
+    """
+    if spec.kind == "embedding":
+        denom = float(np.linalg.norm(y) * np.linalg.norm(want)) or 1.0
+        return 1.0 - float(np.dot(y, want)) / denom, 1.0 - min_cos
+    err = float(np.max(np.abs(y - want)))
+    return err, max(atol * (max(1.0, float(np.max(np.abs(want)))) if spec.kind == "regression" else 1.0),
+                    2.0 * scale)
+
+
 def compare_golden(model: Any, max_faces: Optional[int] = None) -> GoldenReport:
     """Return how ``model`` (a FaceModel) reproduces its bundle's golden.npz; GOLDEN_MISSING if absent.
 
@@ -117,14 +132,7 @@ def compare_golden(model: Any, max_faces: Optional[int] = None) -> GoldenReport:
             if y.shape != want.shape:
                 raise BundleError(f"bundle {bundle.name}: output {spec.name} has {y.size} values, "
                                   f"{GOLDEN} recorded {want.size}")
-            if spec.kind == "embedding":
-                denom = float(np.linalg.norm(y) * np.linalg.norm(want)) or 1.0
-                err = 1.0 - float(np.dot(y, want)) / denom
-                limit = 1.0 - min_cos
-            else:
-                err = float(np.max(np.abs(y - want)))
-                limit = max(atol * (max(1.0, float(np.max(np.abs(want)))) if spec.kind == "regression" else 1.0),
-                            2.0 * float(scale))
+            err, limit = golden_error(spec, y, want, float(scale), atol, min_cos)
             if err > worst:
                 worst, worst_where = err, f"{spec.name} on face {i}"
             if err > limit:

@@ -257,10 +257,7 @@ def embed(embedder: Any, crops: np.ndarray, batch: int = 128, centre: Optional[n
         y = embedder(crops[k:k + batch].astype(np.float32), training=False)
         out.append(np.asarray(y[EMBEDDING] if isinstance(y, dict) else y))
     vecs = np.concatenate(out) if out else np.zeros((0, 128), np.float32)
-    if centre is not None and len(vecs):
-        vecs = vecs - centre[None]
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-    return vecs
+    return centred(vecs, centre) if centre is not None else vecs
 
 
 def embedding_centre(embedder: Any, crops: np.ndarray) -> np.ndarray:
