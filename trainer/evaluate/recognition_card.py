@@ -43,7 +43,7 @@ def recognition_card(metrics: Mapping[str, Any], run_name: str, train_sources: M
         lines.append("")
     if speed_ms:
         lines += ["Time per face measured during this evaluation (1 thread, shared CPU; "
-                  "`python benchmarks/bench_recognition.py` times both side by side): "
+                  "`python benchmarks/bench_recognition.py` times it beside the dlib encoder on the same faces): "
                   + ", ".join(f"{k} {v:.2f} ms" for k, v in speed_ms.items()) + ".", ""]
     head = held.get("student_int8") or held.get(students[0]) if students else None
     if head is not None:

@@ -665,10 +665,6 @@ def evaluate(run: Any, args: argparse.Namespace) -> dict[str, Any]:
     if bundle:
         embedders["student_int8"] = int8
     metrics = evaluate_embedders(run.eval_dir, run.info["data"]["holdout_people"], embedders, data_root)
-    wild = load_table("celeba_wild", data_root)
-    seconds = wild.teacher_seconds[wild.teacher_seconds > 0]
-    if len(seconds):
-        speed["dlib (HOG + landmarks + descriptor, cached median)"] = 1000 * float(np.median(seconds))
     from trainer.evaluate.recognition_card import recognition_card
 
     card = recognition_card(metrics, os.path.relpath(run.path),
