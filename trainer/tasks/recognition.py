@@ -224,6 +224,9 @@ class RecognitionConfig:
     stage2_lr: float = 2e-4
     split_layer: str = "block_12_add"  # frozen below (cached activations), fine-tuned above
     augmented_copies: int = 0     # extra randomly augmented copies of each training crop (distilled to its descriptor)
+    distorted_copies: int = 0     # extra copies blurred/darkened/noised/fogged/occluded (trainer.distort), same targets
+    init_from: str = ""           # RUN folder whose embedder weights training starts from (fine-tuning)
+    version: str = "0.2.0"        # model version written to the manifest (a new version makes galleries re-enroll)
     centre: bool = False          # store the embedding centre (see embedding_centre) for the device to subtract
     batch: int = 64
     datasets: tuple[str, ...] = ("celeba", "celeba_wild", "utkface")
@@ -294,6 +297,18 @@ def augmented(crops: np.ndarray, seed: int, batch: int = 256) -> np.ndarray:
     return np.concatenate(out) if out else crops.copy()
 
 
+def distorted(crops: np.ndarray, seed: int) -> np.ndarray:
+    """Return one copy of uint8 RGB ``crops``, each with one synthetic distortion drawn uniformly
+    (trainer.distort: blur, dark, noise, fog, occlusion; severity U(0.5, 1)).
+
+    Distilled to the clean face's descriptor, they teach the student the embedding a camera's
+    blurred, dark, noisy, hazy or partly covered view of that face should have.
+    """
+    from trainer.distort import DISTORTIONS, distort_batch
+
+    return distort_batch(crops, np.random.default_rng(seed), DISTORTIONS)[0]
+
+
 def train_embedder(train: TrainSet, val: TrainSet, cfg: RecognitionConfig, checkpoints: Optional[Path] = None,
                    log: Callable[[str], None] = print) -> tuple[Any, dict[str, list[float]]]:
     """Return (trained embedder, history).
@@ -310,6 +325,11 @@ def train_embedder(train: TrainSet, val: TrainSet, cfg: RecognitionConfig, check
 
     keras.utils.set_random_seed(cfg.seed)
     embedder, head, _ = build_embedder(CROP.size, cfg.dim)
+    if cfg.init_from:
+        from trainer.run import read_run
+
+        embedder.set_weights(read_run(cfg.init_from).load_model().get_weights())
+        log(f"weights from {cfg.init_from}")
     base = nets.backbone_of(embedder)
     split = base.get_layer(cfg.split_layer).output
     lower = keras.Model(base.input, split)
@@ -335,8 +355,9 @@ def train_embedder(train: TrainSet, val: TrainSet, cfg: RecognitionConfig, check
         monitor=f"val_{EMBEDDING}_loss", mode="min", patience=4, restore_best_weights=True)
 
     t0 = time.time()
-    views = [train.crops, train.crops[:, :, ::-1]] + [augmented(train.crops, cfg.seed + k)
-                                                      for k in range(cfg.augmented_copies)]
+    views = [train.crops, train.crops[:, :, ::-1]] + \
+        [augmented(train.crops, cfg.seed + k) for k in range(cfg.augmented_copies)] + \
+        [distorted(train.crops, cfg.seed + 100 + k) for k in range(cfg.distorted_copies)]
     lows = np.concatenate([predict_batches(lower, scaled(v), dtype=np.float16) for v in views])
     val_lows = predict_batches(lower, scaled(val.crops), dtype=np.float16)
     y_teacher = np.concatenate([train.teacher] * len(views))
@@ -586,7 +607,7 @@ def fit_run(out: Path, cfg: RecognitionConfig, data_root: Path = DATA_ROOT) -> P
     held_ids = {p: k for k, p in enumerate(split.holdout)}
     head = headline(metrics)
     info = {
-        "name": "embedding", "task": MANIFEST_TASK, "version": "0.2.0", "created": now_utc(),
+        "name": "embedding", "task": MANIFEST_TASK, "version": cfg.version, "created": now_utc(),
         "input": input_spec(CROP.size), "crop": CROP.to_dict(),
         "outputs": [{"name": EMBEDDING, "kind": "embedding", "tensor": EMBEDDING, "unit": "cosine",
                      **({"centre": [round(float(v), 6) for v in centre]} if centre is not None else {})}],
