@@ -446,7 +446,6 @@ def write_card(run: Run, bundle_name: str = "models/attributes") -> Path:
         lines += ["", "</details>", ""]
     unreliable = out.get("unreliable") or []
     data = run.info.get("data") or {}
-    training = run.info.get("training") or {}
     lines += ["## Attribute limits", "",
               f"- Not shown on the device (validation balanced accuracy < 0.70): {', '.join(unreliable) or 'none'}.",
               f"- Trained on {data.get('counts', {}).get('train', '?')} faces of {data.get('key', '?')}: celebrities, "
@@ -455,12 +454,7 @@ def write_card(run: Run, bundle_name: str = "models/attributes") -> Path:
               f"- Faces are cut by edge.crop on a Haar box (aligned-frame fallback for "
               f"{(data.get('crops') or {}).get('fallback', '?')} of {data.get('images', '?')} training images "
               "where Haar found nothing); on the Pi the same crop is used, so profile faces Haar misses are not scored.",
-              "", "## Full rebuild (from ../shared/data, in the repository root)", "", "```bash",
-              training.get("command", "face-train fit attributes --data ../shared/data/celeba --out runs/attributes"),
-              f"face-convert {run.path} --quant int8 --out {bundle_name}",
-              f"face-train eval-bundle {bundle_name} --run {run.path}   # int8 figures via edge FaceModel -> card.md",
-              f"face-convert {run.path} --quant int8 --out {bundle_name}   # again, so the card and manifest carry them",
-              "```", ""]
+              ""]  # the rebuild commands are the card's own "Rebuild" section (run.yaml training.command)
     path = run.eval_dir / "card.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
