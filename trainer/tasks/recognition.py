@@ -366,18 +366,20 @@ def train_embedder(train: TrainSet, val: TrainSet, cfg: RecognitionConfig, check
     classes = len(train.names)
     val_y = {EMBEDDING: val.teacher, "margin": val.labels}
 
-    # Stage 1: head only, on the frozen backbone's last feature map.
-    maps = predict_batches(upper, lows, dtype=np.float16)
-    val_maps = predict_batches(upper, val_lows, dtype=np.float16)
+    # Stage 1: head only, on the frozen backbone's last feature map (skipped with 0 epochs, e.g.
+    # when fine-tuning a trained embedder: the feature maps of every view cost gigabytes).
     head_train = training_model(head, classes, cfg.margin_kind)
-    compile_training(head_train, cfg.stage1_lr, cfg.margin_weight)
-    h = head_train.fit({"x": maps, "label": y_labels}, {EMBEDDING: y_teacher, "margin": y_labels},
-                       validation_data=({"x": val_maps, "label": val.labels}, val_y),
-                       batch_size=cfg.batch * 2, epochs=cfg.stage1_epochs, shuffle=True, verbose=2,
-                       callbacks=[keras.callbacks.ReduceLROnPlateau(patience=2, factor=0.3), stop()])
-    record(h, 1)
-    log(f"stage 1 done at {time.time() - t0:.0f} s")
-    del maps, val_maps
+    if cfg.stage1_epochs > 0:
+        maps = predict_batches(upper, lows, dtype=np.float16)
+        val_maps = predict_batches(upper, val_lows, dtype=np.float16)
+        compile_training(head_train, cfg.stage1_lr, cfg.margin_weight)
+        h = head_train.fit({"x": maps, "label": y_labels}, {EMBEDDING: y_teacher, "margin": y_labels},
+                           validation_data=({"x": val_maps, "label": val.labels}, val_y),
+                           batch_size=cfg.batch * 2, epochs=cfg.stage1_epochs, shuffle=True, verbose=2,
+                           callbacks=[keras.callbacks.ReduceLROnPlateau(patience=2, factor=0.3), stop()])
+        record(h, 1)
+        log(f"stage 1 done at {time.time() - t0:.0f} s")
+        del maps, val_maps
     if cfg.stage2_epochs <= 0:
         return embedder, history
 
