@@ -21,7 +21,7 @@ TRAIN_FACES = "samples/train_faces.npy"
 HELDOUT_FACES = "samples/heldout_faces.npy"
 HELDOUT_LABELS = "samples/heldout_labels.npz"
 # run.yaml keys that are training history, not something a device needs in its manifest.
-RUN_ONLY_KEYS = ("history",)
+RUN_ONLY_KEYS = ("history", "card")  # "card": extra model-card prose (converters.convert._card_extra)
 
 
 @dataclass

@@ -692,6 +692,9 @@ def evaluate(run: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     card = recognition_card(metrics, os.path.relpath(run.path),
                             run.info.get("data", {}).get("train", {}), speed)
+    routing = run.eval_dir / "routing.md"   # written by `face-train routing RUN ...`
+    if routing.is_file():
+        card += "\n## Distortion-aware routing (`face-train routing`)\n\n" + routing.read_text(encoding="utf-8")
     (run.eval_dir / "card.md").write_text(card, encoding="utf-8")
     head = headline(metrics)
     if head:   # the device's default threshold: the accuracy-optimal one of the model it will run
