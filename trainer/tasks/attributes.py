@@ -414,11 +414,12 @@ def evaluate(run: Run, args: argparse.Namespace, model: Any = None) -> dict[str,
 FLOORS = {"Male": 0.94, "Smiling": 0.88, "Eyeglasses": 0.97, "Blond_Hair": 0.93, "Young": 0.84, "mean": 0.89}
 
 
-def write_card(run: Run, bundle_name: str = "models/attributes") -> Path:
+def write_card(run: Run) -> Path:
     """Write RUN/eval/card.md (appended to the bundle's MODEL_CARD.md by face-convert); return its path.
 
     Holds the headline table (float from the trainer's evaluation, int8 from ``face-train
-    eval-bundle`` when it has run), the unreliable attributes, known limits and the rebuild steps.
+    eval-bundle`` when it has run), the unreliable attributes and known limits (the rebuild steps are
+    the bundle card's own "Rebuild" section, from run.yaml training.command).
     """
     from ..bundle_eval import headline_markdown
 

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..run import Run, command_line, input_spec, write_run
+from ..run import Run, command_line, input_spec, update_run, write_run
 from .recognition import CROP, DATA_ROOT, load_table, split_wild
 
 NAME = "distortion"
@@ -152,8 +152,6 @@ def fit(args: argparse.Namespace) -> Run:
     rng = np.random.default_rng(args.seed)
     sample = rng.choice(len(x), size=min(600, len(x)), replace=False)
     run = write_run(args.out, model, info, x[np.sort(sample)], tx, {HEAD: ty})
-    from ..run import update_run
-
     update_run(run, metrics=evaluate(run, argparse.Namespace(bundle=None)))
     return run
 
