@@ -105,3 +105,12 @@ def distort_batch(images: np.ndarray, rng: np.random.Generator,
     labels = rng.integers(len(kinds), size=len(images))
     out = np.stack([distort(img, kinds[k], rng) for img, k in zip(images, labels)]) if len(images) else images.copy()
     return out, labels
+
+
+def every_kind(images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Return {label: ``images`` with that distortion} for every label of LABELS ("clean" first,
+    unchanged), drawn from one ``seed``ed generator in LABELS order: the held-out probes of the
+    recogniser's distorted evaluation, the routing comparison and the distortion classifier's test set."""
+    rng = np.random.default_rng(seed)
+    return {kind: np.stack([distort(img, kind, rng) for img in images]) if len(images) else np.asarray(images).copy()
+            for kind in LABELS}

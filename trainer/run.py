@@ -62,10 +62,10 @@ def write_yaml(path: Path, data: Mapping[str, Any]) -> None:
     path.write_text(yaml.safe_dump(_plain(data), sort_keys=False, width=110), encoding="utf-8")
 
 
-
 def command_line() -> str:
     """Return the face-train command that is running (for run.yaml training.command and the model card)."""
     return "face-train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
 
 @dataclass
 class Run:

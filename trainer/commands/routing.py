@@ -26,11 +26,12 @@ def run(args: argparse.Namespace) -> int:
     """Write RUN/eval/routing.json and routing.md; print the table and the verdict."""
     from ..bundle_eval import bundle_outputs
     from ..evaluate.routing import clean_mask, evaluate_routing
-    from ..tasks.recognition import DATA_ROOT, eval_sets, int8_vectors, load_table
     from edge.bundle import load_bundle
 
+    from ..tasks.recognition import DATA_ROOT, MANIFEST_TASK, eval_sets, int8_vectors, load_table
+
     run_ = read_run(args.run, need_model=False)
-    if run_.info.get("task") != "embedding":
+    if run_.info.get("task") != MANIFEST_TASK:
         raise RunError(f"{args.run} is a {run_.info.get('task')} run; routing needs a recognition run")
     data_root = Path(run_.info.get("data", {}).get("root") or DATA_ROOT)
     labels = next(o.labels for o in load_bundle(args.distortion).manifest.outputs if o.kind == "softmax")

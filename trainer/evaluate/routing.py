@@ -56,18 +56,6 @@ class RoutingResult:
         return "\n".join(lines) + f"\n\nRouting {'kept' if self.keep_routing else 'not kept'}: {self.reason}\n"
 
 
-def probe_conditions(crops: np.ndarray, seed: int = 1729) -> dict[str, np.ndarray]:
-    """Return {"clean": crops, kind: distorted crops for each trainer.distort kind}, seeded as
-    trainer.tasks.recognition.distorted_verification draws them (same probes, same figures)."""
-    from trainer.distort import DISTORTIONS, distort
-
-    rng = np.random.default_rng(seed)
-    out = {"clean": np.asarray(crops)}
-    for kind in DISTORTIONS:
-        out[kind] = np.stack([distort(c, kind, rng) for c in crops])
-    return out
-
-
 def evaluate_routing(crops: np.ndarray, left: np.ndarray, right: np.ndarray, same: np.ndarray, folds: np.ndarray,
                      clean: Embed, robust: Embed, is_clean: Callable[[np.ndarray], np.ndarray],
                      min_gain: float = 0.005, seed: int = 1729) -> RoutingResult:
@@ -76,6 +64,7 @@ def evaluate_routing(crops: np.ndarray, left: np.ndarray, right: np.ndarray, sam
     ``clean`` and ``robust`` map uint8 RGB crops to embeddings; ``is_clean`` maps crops to a
     bool per crop (the distortion classifier's verdict).
     """
+    from trainer.distort import every_kind
     from trainer.evaluate.verification import cosine_distance, verify
 
     def accuracy(a: np.ndarray, b: np.ndarray) -> float:
@@ -86,7 +75,7 @@ def evaluate_routing(crops: np.ndarray, left: np.ndarray, right: np.ndarray, sam
     gallery["routed"] = np.where(gallery_clean[:, None], gallery["clean"], gallery["robust"])
     table: dict[str, dict[str, float]] = {"clean": {}, "robust": {}, "routed": {}}
     routed_ok: dict[str, float] = {}
-    for condition, probes in probe_conditions(crops, seed).items():
+    for condition, probes in every_kind(crops, seed).items():
         vec = {"clean": clean(probes) if condition != "clean" else gallery["clean"],
                "robust": robust(probes) if condition != "clean" else gallery["robust"]}
         probe_clean = is_clean(probes) if condition != "clean" else gallery_clean

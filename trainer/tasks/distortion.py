@@ -70,11 +70,10 @@ def resized(crops: np.ndarray, size: int) -> np.ndarray:
 
 def every_distortion(crops: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (each crop once per label of LABELS, resized to ``size``; label indices): a balanced test set."""
-    from trainer.distort import LABELS, distort
+    from trainer.distort import every_kind
 
-    rng = np.random.default_rng(seed)
-    images = [resized(np.stack([distort(c, kind, rng) for c in crops]), size) for kind in LABELS]
-    return np.concatenate(images), np.repeat(np.arange(len(LABELS)), len(crops)).astype(np.int64)
+    images = [resized(v, size) for v in every_kind(crops, seed).values()]
+    return np.concatenate(images), np.repeat(np.arange(len(images)), len(crops)).astype(np.int64)
 
 
 def build_classifier(size: int, width: float, classes: int) -> Any:

@@ -512,13 +512,14 @@ def distorted_verification(sets: EvalSets, clean: np.ndarray, fn: Callable[[np.n
     The left face stays clean (an enrolled photo), the right one is the probe the camera sees
     blurred, dark, noisy, foggy or partly occluded (trainer.distort, seeded severities 0.5-1).
     """
-    from trainer.distort import DISTORTIONS, distort
+    from trainer.distort import CLEAN, every_kind
     from trainer.evaluate.verification import cosine_distance, verify
 
-    rng = np.random.default_rng(seed)
     out: dict[str, float] = {}
-    for kind in DISTORTIONS:
-        vecs = fn(np.stack([distort(c, kind, rng) for c in sets.wild.crops]))
+    for kind, probes in every_kind(sets.wild.crops, seed).items():
+        if kind == CLEAN:
+            continue
+        vecs = fn(probes)
         ver = verify(cosine_distance(clean[sets.pairs_left], vecs[sets.pairs_right]), sets.same, sets.folds)
         out[kind] = round(float(ver.accuracy), 4)
     return out
