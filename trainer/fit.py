@@ -40,6 +40,7 @@ class FitConfig:
     patience: int = 3
     stage1_on_features: bool = False  # train stage 1 on cached pooled features (no augmentation)
     cosine_decay: bool = True         # cosine-decay the stage-2 rate over its epochs
+    keep: str = "best"                # weights returned: "best" by the monitor, or "last" (end of the schedule)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a plain dict (stored in run.yaml under training)."""
@@ -118,7 +119,7 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
                   val_ds: tf.data.Dataset, cfg: FitConfig, checkpoint_dir: Optional[str | Path] = None,
                   feature_ds: Optional[tuple[tf.data.Dataset, tf.data.Dataset]] = None,
                   resume: bool = True, verbose: int = 2) -> FitResult:
-    """Return the model trained in two stages with its best validation weights restored.
+    """Return the model trained in two stages with its best validation weights restored (``cfg.keep``).
 
     ``compile_model(model, lr)`` must compile the model (the task's loss and metrics).
     ``feature_ds`` = un-augmented (train, val) datasets used for stage-1-on-features when
@@ -180,7 +181,7 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.stage2_epochs, initial_epoch=done[2],
                   verbose=verbose, callbacks=[tracker, _early_stop(cfg)])
 
-    if best["weights"] is not None:
+    if best["weights"] is not None and cfg.keep == "best":
         model.set_weights(best["weights"])
     if folder:
         (folder / "history.json").write_text(json.dumps(history, indent=1))

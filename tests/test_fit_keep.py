@@ -1,0 +1,40 @@
+"""two_stage_fit returns the best epoch's weights by the monitor, or the last epoch's with keep='last'."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from trainer import nets  # noqa: E402
+from trainer.fit import FitConfig, two_stage_fit  # noqa: E402
+
+
+def _fit(keep: str, folder):
+    keras.utils.set_random_seed(0)
+    bb = nets.build_backbone("custom_cnn", 0.25, 32)
+    out = keras.layers.Dense(1, activation="sigmoid")(nets.pooled_features(bb))
+    model = keras.Model(bb.input, out)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (64, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 2, (64, 1)).astype(np.float32)  # noise labels: validation loss wanders
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    val = tf.data.Dataset.from_tensor_slices((x[::-1], 1 - y)).batch(16)
+    cfg = FitConfig(stage1_epochs=6, stage1_lr=3e-2, unfreeze_blocks=0, patience=99, keep=keep)
+    return two_stage_fit(model, lambda m, lr: m.compile(keras.optimizers.Adam(lr), "binary_crossentropy"),
+                         train, val, cfg, folder, verbose=0)
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_kept_weights_are_the_chosen_checkpoint(tmp_path, keep):
+    result = _fit(keep, tmp_path)
+    val_loss = json.loads((tmp_path / "history.json").read_text())["val_loss"]
+    assert result.best_epoch == int(np.argmin(val_loss))
+    assert result.best_epoch != len(val_loss) - 1  # else best and last are the same weights
+    reference = keras.models.clone_model(result.model)
+    reference.load_weights(str(tmp_path / f"{keep}.weights.h5"))
+    for got, want in zip(result.model.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(got, want)
