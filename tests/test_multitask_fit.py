@@ -80,3 +80,19 @@ def test_predict_api_and_csv_command(tiny_run, tmp_path):
     assert face_train(["predict", str(tiny_run.path), str(folder), "--csv", str(out_csv)]) == 0
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 3 and {"age", "age_group", "gender", "emotion", "ethnicity"} <= set(rows[0])
+
+
+@pytest.mark.slow
+def test_backbone_from_copies_a_runs_trunk_at_another_size_and_refuses_another_width(tiny_run):
+    from trainer import nets
+    from trainer.errors import DataError
+    from trainer.multitask.model import build_models
+    from trainer.tasks.multitask import copy_backbone
+
+    source = nets.backbone_of(tiny_run.load_model()).get_weights()
+    fresh = build_models(size=112, weights=None).full
+    assert not all(np.array_equal(a, b) for a, b in zip(source, nets.backbone_of(fresh).get_weights()))
+    assert copy_backbone(tiny_run.path, fresh) == tiny_run.info["data"]["licence"]
+    assert all(np.array_equal(a, b) for a, b in zip(source, nets.backbone_of(fresh).get_weights()))
+    with pytest.raises(DataError, match="--backbone-from"):
+        copy_backbone(tiny_run.path, build_models(size=96, alpha=0.5, weights=None).full)

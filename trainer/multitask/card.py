@@ -57,8 +57,12 @@ def render_card(run_info: Mapping[str, Any], metrics: Mapping[str, Any], fairnes
              headline_table(held, q), "",
              "Gender is one sigmoid unit, **p(female)** (label `female`); the face is called female when "
              f"p >= the manifest threshold, otherwise male. Age is regressed in years; the device maps it to the "
-             "age groups listed in the manifest output `age.groups` (`min <= age < max`).", "",
-             "## Size and speed", "",
+             "age groups listed in the manifest output `age.groups` (`min <= age < max`).", ""]
+    if q is not None:
+        lines += ["Plots of the int8 model on the same faces ship in `figures/`: confusion matrices "
+                  "(`confusion_emotion_int8.png`, `confusion_ethnicity_int8.png`, `confusion_gender_int8.png`, "
+                  "`confusion_age_groups_int8.png`) and predicted vs true age (`age_scatter_int8.png`).", ""]
+    lines += ["## Size and speed", "",
              f"- parameters: {size.get('parameters', 0):,}",
              f"- float32 TFLite: {size.get('float32_tflite_bytes', 0) / 1e6:.2f} MB, "
              f"{size.get('float32_ms_per_face', float('nan')):.2f} ms / face",
@@ -82,8 +86,8 @@ def render_card(run_info: Mapping[str, Any], metrics: Mapping[str, Any], fairnes
               f"{stats.get('utkface', {}).get('detected', '?')} of {stats.get('utkface', {}).get('total', '?')} UTKFace "
               f"and {stats.get('fer2013', {}).get('detected', '?')} of {stats.get('fer2013', {}).get('total', '?')} "
               "FER faces; the rest use the whole aligned image (edge.crop.whole_image_box).",
-              f"- network: {training.get('backbone')} {training.get('alpha')} at {training.get('size')} px, ImageNet "
-              f"weights; {training.get('trained_layers')}; one hidden layer per head.",
+              f"- network: {training.get('backbone')} {training.get('alpha')} at {training.get('size')} px, starting "
+              f"from {_start(training)}; {training.get('trained_layers')}; one hidden layer per head.",
               f"- loss: masked per-head losses ({training.get('losses')}), weighting `{training.get('weighting')}`, "
               f"final effective weights {training.get('loss_weights_final')}.",
               "", "## Limits", "",
@@ -93,3 +97,11 @@ def render_card(run_info: Mapping[str, Any], metrics: Mapping[str, Any], fairnes
               "- FER2013 faces are 48x48 grey; emotion on colour camera faces may do worse.",
               "- The UTKFace split is not identity-disjoint, so age/gender/ethnicity figures may be optimistic.", ""]
     return "\n".join(lines)
+
+
+def _start(training: Mapping[str, Any]) -> str:
+    """Return where the trunk's weights came from, in words."""
+    weights = str(training.get("weights") or "random init")
+    if weights.startswith("backbone of "):
+        return f"the trained trunk of the run {weights[len('backbone of '):]} (--backbone-from)"
+    return "ImageNet weights" if "imagenet" in weights.lower() else weights

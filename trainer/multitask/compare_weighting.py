@@ -3,7 +3,8 @@
     python -m trainer.multitask.compare_weighting --data ../shared/data --out compare.md
 
 To fit the shared CPU budget the comparison trains the four heads on frozen pooled backbone
-features (ImageNet MobileNetV2, the cached lower features of the multitask fit) rather than
+features (ImageNet MobileNetV2, or the trunk ``--backbone-from`` gives; the cached lower features
+of the multitask fit) rather than
 fine-tuning the trunk twice; both weightings see identical batches. It writes a Markdown table of
 the validation figures at each weighting's best epoch (by the unweighted validation loss).
 """
@@ -28,7 +29,7 @@ from .spec import KINDS
 
 
 def pooled(models: Any, feats: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Return the pooled (N x 1280) backbone features of cached lower features, frozen ImageNet trunk."""
+    """Return the pooled (N x 1280) backbone features of cached lower features, frozen trunk."""
     upper = nets.backbone_of(models.top)
     pool = keras.layers.GlobalAveragePooling2D()
     out = [pool(upper(feats[i:i + batch].astype(np.float32), training=False)).numpy()
@@ -51,6 +52,10 @@ def compare(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                           progress=False)
     train, val = data.splits["train"], data.splits["val"]
     models = build_models(args.size, weights=str(nets.IMAGENET_MOBILENET_V2))
+    if args.backbone_from:
+        from trainer.tasks.multitask import copy_backbone
+
+        copy_backbone(args.backbone_from, models.full)
     augment = parse_augment_arg("default")
     cache = Path(args.cache_dir) / "multitask"
     tag = f"all_{args.seed}"
@@ -78,7 +83,7 @@ def compare(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return results
 
 
-def markdown(results: dict[str, dict[str, Any]], epochs: int) -> str:
+def markdown(results: dict[str, dict[str, Any]], epochs: int, trunk: str = "ImageNet MobileNetV2") -> str:
     """Return the comparison as a Markdown table plus a one-line verdict."""
     keys = (("age_mae", "val age MAE (years)", "min"), ("gender_acc", "val gender accuracy", "max"),
             ("emotion_acc", "val emotion accuracy", "max"), ("ethnicity_acc", "val ethnicity accuracy", "max"),
@@ -93,7 +98,7 @@ def markdown(results: dict[str, dict[str, Any]], epochs: int) -> str:
     w = results["uncertainty"]["final_weights"]
     lines.append(f"| learned effective weights | - | {', '.join(f'{k} {v:.2f}' for k, v in w.items())} |")
     winner = max(wins, key=wins.get) if wins["fixed"] != wins["uncertainty"] else "neither (tie)"
-    lines += ["", f"Heads trained for up to {epochs} epochs on frozen pooled ImageNet MobileNetV2 features, "
+    lines += ["", f"Heads trained for up to {epochs} epochs on frozen pooled {trunk} features, "
                   "same seed and batches; figures at each run's best epoch by the unweighted validation loss. "
                   f"Better on {wins['uncertainty']} of 4 head metrics with uncertainty weighting, {wins['fixed']} "
                   f"with fixed weights: **{winner}** wins."]
@@ -108,13 +113,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1729)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--cache-dir", default="/work/cache")
+    parser.add_argument("--backbone-from", default=None, metavar="RUN",
+                        help="compare on the trunk of this RUN folder (as fit --backbone-from) instead of ImageNet")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow CPU threads")
     args = parser.parse_args()
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    text = markdown(compare(args), args.epochs)
+    trunk = f"MobileNetV2 ({args.backbone_from} trunk, {args.size} px)" if args.backbone_from \
+        else f"ImageNet MobileNetV2 ({args.size} px)"
+    text = markdown(compare(args), args.epochs, trunk)
     Path(args.out).write_text(text + "\n", encoding="utf-8")
     print(text)
 

@@ -8,7 +8,8 @@
 
 On two shared CPU cores a full MobileNetV2 trains at ~18 faces/s; training only the top on
 cached lower features runs ~6x faster, which is what makes 38k faces x several epochs possible.
-The lower blocks keep their ImageNet weights (BatchNorm in inference mode) in every stage.
+The lower blocks keep their starting weights (ImageNet, or the trunk of another run given with
+``--backbone-from``; BatchNorm in inference mode) in every stage.
 """
 from __future__ import annotations
 

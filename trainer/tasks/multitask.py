@@ -39,6 +39,13 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fixed loss weights or learned homoscedastic-uncertainty weights (Kendall et al. 2018)")
     parser.add_argument("--cut", default="block_5_add",
                         help="backbone layer whose output is cached; layers above it are trained")
+    parser.add_argument("--backbone-from", default=None, metavar="RUN",
+                        help="start the trunk from the backbone of another RUN folder (e.g. the attribute "
+                             "model, fine-tuned on CelebA faces) instead of --weights")
+    parser.add_argument("--keep", default="best", choices=["best", "last"],
+                        help="weights written: best epoch by the unweighted validation loss, or the last epoch "
+                             "(end of the cosine schedule)")
+    parser.add_argument("--version", default="0.1.0", help="model version written to the manifest")
     parser.add_argument("--hidden", type=int, default=128, help="units of each head's hidden layer")
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="for the class heads")
@@ -80,6 +87,25 @@ def _weights_arg(args: argparse.Namespace) -> Optional[str]:
     return args.weights
 
 
+def copy_backbone(run_folder: str | Path, model: Any) -> str:
+    """Load the backbone weights of the RUN folder's model into ``model``'s backbone (same architecture).
+
+    Returns the data licence recorded in that run (its trunk was trained on that data).
+    """
+    from .. import nets
+    from ..run import read_run
+
+    run = read_run(run_folder)
+    source = nets.backbone_of(run.load_model())
+    target = nets.backbone_of(model)
+    shapes = [w.shape for w in source.get_weights()], [w.shape for w in target.get_weights()]
+    if shapes[0] != shapes[1]:
+        raise DataError(f"--backbone-from {run_folder}: its backbone ({source.count_params()} parameters) is not "
+                        f"the same architecture as --backbone/--alpha ({target.count_params()} parameters)")
+    target.set_weights(source.get_weights())
+    return str((run.info.get("data") or {}).get("licence") or "not recorded")
+
+
 def fit(args: argparse.Namespace) -> Run:
     """Train the multi-task model and write the RUN folder (+ RUN/eval unless --no-eval); return the Run."""
     import keras
@@ -109,6 +135,9 @@ def fit(args: argparse.Namespace) -> Run:
     build_kwargs = dict(size=args.size, alpha=args.alpha, weights=weights, cut=args.cut, hidden=args.hidden,
                         dropout=args.dropout, backbone=args.backbone)
     models = build_models(**build_kwargs)
+    licence = LICENCE
+    if args.backbone_from:
+        licence += f"; the trunk comes from {args.backbone_from}: {copy_backbone(args.backbone_from, models.full)}"
     augment = parse_augment_arg(args.augment)
     cache = Path(args.cache_dir or "/work/cache") / "multitask"
     tag = f"{args.limit or 'all'}_{args.seed}"
@@ -139,7 +168,8 @@ def fit(args: argparse.Namespace) -> Run:
 
     cfg = fitting.FitConfig(stage1_epochs=args.stage1_epochs, stage1_lr=args.lr1, stage2_epochs=args.stage2_epochs,
                             stage2_lr=args.lr2, unfreeze_blocks=args.unfreeze, bn_momentum=args.bn_momentum,
-                            monitor="val_plain_loss", mode="min", patience=args.patience)
+                            monitor="val_plain_loss", mode="min", patience=args.patience,
+                            keep=args.keep)
     out = Path(args.out)
     result = fitting.two_stage_fit(trainer, compile_model, train_ds, val_ds, cfg, out / "checkpoints",
                                    resume=not args.no_resume, verbose=0 if args.quiet else 2)
@@ -154,17 +184,18 @@ def fit(args: argparse.Namespace) -> Run:
     rep = rng.choice(len(train), min(args.train_samples, len(train)), replace=False)
     utk_train = train.source == 0
     info = {
-        "name": args.name or NAME, "task": MANIFEST_TASK, "version": "0.1.0",
+        "name": args.name or NAME, "task": MANIFEST_TASK, "version": args.version,
         "input": input_spec(args.size), "crop": spec.to_dict(), "outputs": output_specs(threshold), "metrics": {},
         "data": {"sources": {"utkface": str(utk_root), "fer2013": str(fer_root)}, "sizes": data.sizes,
                  "split": "UTKFace: seeded random 75/10/15 (no identities in UTKFace); FER2013: official test, "
                           "validation = seeded 10% of the official training part",
                  "detect_pad": DETECT_PAD, "crop_stats": data.crop_stats,
                  "skipped": {k: len(v) for k, v in data.skipped.items()},
-                 "age_train_mean": float(np.nanmean(train.age[utk_train])), "licence": LICENCE},
+                 "age_train_mean": float(np.nanmean(train.age[utk_train])), "licence": licence},
         "training": {"task": NAME, "backbone": args.backbone, "alpha": args.alpha, "size": args.size,
-                     "weights": str(weights) if weights else "random init", "cut": args.cut,
-                     "trained_layers": f"{args.backbone} layers above {args.cut} + heads (lower layers keep ImageNet weights)",
+                     "weights": (f"backbone of {args.backbone_from}" if args.backbone_from
+                                 else str(weights) if weights else "random init"), "cut": args.cut,
+                     "trained_layers": f"{args.backbone} layers above {args.cut} + heads (lower layers frozen)",
                      "weighting": args.weighting, "loss_weights_final": loss_weights,
                      "losses": {"age": "masked Huber on years/10", "gender": "masked BCE",
                                 "emotion": "masked CE", "ethnicity": "masked CE"},
@@ -172,6 +203,7 @@ def fit(args: argparse.Namespace) -> Run:
                      "variants": {"utkface": args.utk_variants, "fer2013": args.fer_variants},
                      "utk_repeat": args.utk_repeat, "batch": args.batch, "augment": augment,
                      "fit": cfg.to_dict(), "best_epoch": result.best_epoch, "best_val_plain_loss": result.best_value,
+                     "kept_epoch": result.best_epoch if args.keep == "best" else len(result.history.get("loss", [])),
                      "command": command_line()},
         "history": result.history, "seed": args.seed,
     }
