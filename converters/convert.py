@@ -234,6 +234,8 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
             rebuild += f" --io {cfg.io_type}"
         if cfg.mode == "int8" and (cfg.rep_size, cfg.seed) != (300, 0):
             rebuild += f" --rep-size {cfg.rep_size} --seed {cfg.seed}"
+        if force and not floor_met:
+            rebuild += " --force"  # the same bundle needs the same override (see the parity section)
         train_cmd = (run.raw.get("training") or {}).get("command") if isinstance(run.raw.get("training"), dict) else None
         rebuild_text = (f"{train_cmd}\n" if train_cmd else "") + rebuild
         card_extra = _card_extra(run)
@@ -252,6 +254,8 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
                            "bytes": {m: r["bytes"] for m, r in modes.items()}}
         extra["golden"] = golden
         extra["source"] = {"run": _display_path(run.path), "rebuild": rebuild}
+        if cfg.mode == "int8":
+            copy_int8_figures(run, tmp)
         # Files are hashed before the runtime check so edge.push sees the bundle as it will ship.
         manifest = write_manifest(tmp, replace(fm.manifest, extra=extra))
         runtimes = _runtime_check(FaceModel(Bundle(tmp, manifest), get_runtime("ai_edge_litert")), check_pythons)
@@ -265,6 +269,24 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
             sign_manifest(tmp, private_key)
         _self_check(tmp, private_key)
         return publish(tmp, out_dir)
+
+
+FIGURES_DIR = "figures"
+
+
+def copy_int8_figures(run: Run, bundle_dir: Path) -> list[str]:
+    """Copy the run's int8 evaluation plots (RUN/eval/*_int8.png) into BUNDLE/figures; return their names.
+
+    They are the figures the model card quotes, measured on an int8 bundle of the same run, so
+    they travel with the bundle (and are hashed in its manifest) instead of being added by hand.
+    """
+    names = []
+    for png in sorted((run.path / "eval").glob("*_int8.png")):
+        target = bundle_dir / FIGURES_DIR / png.name
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(png.read_bytes())
+        names.append(png.name)
+    return names
 
 
 def _card_extra(run: Run) -> str:

@@ -120,6 +120,20 @@ def test_default_conversion_reports_every_mode_and_golden_outputs_replay(runs, t
             np.testing.assert_allclose(y, golden["attributes"][i], atol=1e-6)
 
 
+def test_int8_figures_of_the_run_travel_with_the_bundle_and_are_hashed(runs, tmp_path):
+    figure = runs["multitask"] / "eval" / "confusion_emotion_int8.png"
+    figure.parent.mkdir(exist_ok=True)
+    figure.write_bytes(b"\x89PNG not really")
+    try:
+        int8 = convert_run(runs["multitask"], tmp_path / "mt", compare_modes=False)
+        f16 = convert_run(runs["multitask"], tmp_path / "mt16", quant="float16", compare_modes=False)
+    finally:
+        figure.unlink()
+    assert (int8 / "figures" / figure.name).read_bytes() == b"\x89PNG not really"
+    assert "figures/confusion_emotion_int8.png" in load_bundle(int8).manifest.files
+    assert not (f16 / "figures").exists()  # int8 plots do not describe a float16 model
+
+
 def test_embedding_parity_reports_cosine_and_pair_accuracy(runs, tmp_path):
     out = convert_run(runs["embedding"], tmp_path / "emb", quant="dynamic", compare_modes=False)
     head = json.loads((out / "parity.json").read_text())["heads"]["embedding"]
