@@ -26,6 +26,7 @@ from .quantize import MODES, QuantConfig, convert_keras, io_details, representat
 from .run import RUN_ONLY_KEYS, Run, keras_output_names, keras_predict, load_keras_model, load_run
 from .signing import load_private_key, sign_manifest
 
+FIGURES_DIR = "figures"  # int8 evaluation plots inside a bundle (copy_int8_figures)
 log = logging.getLogger("face_convert")
 DEFAULT_FLOOR = 0.97
 
@@ -271,22 +272,16 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
         return publish(tmp, out_dir)
 
 
-FIGURES_DIR = "figures"
-
-
-def copy_int8_figures(run: Run, bundle_dir: Path) -> list[str]:
-    """Copy the run's int8 evaluation plots (RUN/eval/*_int8.png) into BUNDLE/figures; return their names.
+def copy_int8_figures(run: Run, bundle_dir: Path) -> None:
+    """Copy the run's int8 evaluation plots (RUN/eval/*_int8.png) into BUNDLE/figures.
 
     They are the figures the model card quotes, measured on an int8 bundle of the same run, so
     they travel with the bundle (and are hashed in its manifest) instead of being added by hand.
     """
-    names = []
     for png in sorted((run.path / "eval").glob("*_int8.png")):
         target = bundle_dir / FIGURES_DIR / png.name
         target.parent.mkdir(exist_ok=True)
         target.write_bytes(png.read_bytes())
-        names.append(png.name)
-    return names
 
 
 def _card_extra(run: Run) -> str:

@@ -203,7 +203,7 @@ def fit(args: argparse.Namespace) -> Run:
                      "variants": {"utkface": args.utk_variants, "fer2013": args.fer_variants},
                      "utk_repeat": args.utk_repeat, "batch": args.batch, "augment": augment,
                      "fit": cfg.to_dict(), "best_epoch": result.best_epoch, "best_val_plain_loss": result.best_value,
-                     "kept_epoch": result.best_epoch if args.keep == "best" else len(result.history.get("loss", [])),
+                     "kept_epoch": result.best_epoch if args.keep == "best" else len(result.history.get("loss", [])) - 1,
                      "command": command_line()},
         "history": result.history, "seed": args.seed,
     }
