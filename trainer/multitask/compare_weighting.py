@@ -51,7 +51,7 @@ def compare(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     data = load_multitask(Path(args.data) / "utkface", Path(args.data) / "fer2013", spec, args.seed,
                           progress=False)
     train, val = data.splits["train"], data.splits["val"]
-    models = build_models(args.size, weights=str(nets.IMAGENET_MOBILENET_V2))
+    models = build_models(args.size, weights=None if args.backbone_from else str(nets.IMAGENET_MOBILENET_V2))
     if args.backbone_from:
         from trainer.tasks.multitask import copy_backbone
 

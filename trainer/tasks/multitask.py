@@ -131,7 +131,7 @@ def fit(args: argparse.Namespace) -> Run:
     train, val, test = data.splits["train"], data.splits["val"], data.splits["test"]
     if min(len(train), len(val), len(test)) == 0:
         raise DataError(f"multitask: an empty split ({data.sizes}); use more images")
-    weights = _weights_arg(args)
+    weights = None if args.backbone_from else _weights_arg(args)  # --backbone-from replaces them anyway
     build_kwargs = dict(size=args.size, alpha=args.alpha, weights=weights, cut=args.cut, hidden=args.hidden,
                         dropout=args.dropout, backbone=args.backbone)
     models = build_models(**build_kwargs)
