@@ -13,7 +13,7 @@ from trainer import nets  # noqa: E402
 from trainer.fit import FitConfig, two_stage_fit  # noqa: E402
 
 
-def _fit(keep: str, folder):
+def _fit(folder, **settings):
     keras.utils.set_random_seed(0)
     bb = nets.build_backbone("custom_cnn", 0.25, 32)
     out = keras.layers.Dense(1, activation="sigmoid")(nets.pooled_features(bb))
@@ -23,14 +23,14 @@ def _fit(keep: str, folder):
     y = rng.integers(0, 2, (64, 1)).astype(np.float32)  # noise labels: validation loss wanders
     train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     val = tf.data.Dataset.from_tensor_slices((x[::-1], 1 - y)).batch(16)
-    cfg = FitConfig(stage1_epochs=6, stage1_lr=3e-2, unfreeze_blocks=0, patience=99, keep=keep)
+    cfg = FitConfig(stage1_epochs=6, stage1_lr=3e-2, unfreeze_blocks=0, **settings)
     return two_stage_fit(model, lambda m, lr: m.compile(keras.optimizers.Adam(lr), "binary_crossentropy"),
                          train, val, cfg, folder, verbose=0)
 
 
 @pytest.mark.parametrize("keep", ["best", "last"])
 def test_kept_weights_are_the_chosen_checkpoint(tmp_path, keep):
-    result = _fit(keep, tmp_path)
+    result = _fit(tmp_path, patience=99, keep=keep)
     val_loss = json.loads((tmp_path / "history.json").read_text())["val_loss"]
     assert result.best_epoch == int(np.argmin(val_loss))
     assert result.best_epoch != len(val_loss) - 1  # else best and last are the same weights
@@ -38,3 +38,10 @@ def test_kept_weights_are_the_chosen_checkpoint(tmp_path, keep):
     reference.load_weights(str(tmp_path / f"{keep}.weights.h5"))
     for got, want in zip(result.model.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(got, want)
+
+
+def test_patience_zero_runs_every_epoch(tmp_path):
+    """Keras stops at the first epoch without improvement when patience=0; FitConfig takes 0 as 'never stop'."""
+    val_loss = _fit(tmp_path, patience=0, keep="last").history["val_loss"]
+    assert len(val_loss) == 6
+    assert any(b >= a for a, b in zip(val_loss, val_loss[1:]))  # an epoch without improvement was passed

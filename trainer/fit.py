@@ -37,7 +37,7 @@ class FitConfig:
     keep_bn_frozen: bool = False
     monitor: str = "val_loss"
     mode: str = "min"
-    patience: int = 3
+    patience: int = 3               # epochs without improvement before stopping (0 = never stop early)
     stage1_on_features: bool = False  # train stage 1 on cached pooled features (no augmentation)
     cosine_decay: bool = True         # cosine-decay the stage-2 rate over its epochs
     keep: str = "best"                # weights returned: "best" by the monitor, or "last" (end of the schedule)
@@ -86,9 +86,11 @@ class _Tracker(keras.callbacks.Callback):
             (self.folder / "state.json").write_text(json.dumps(state))
 
 
-def _early_stop(cfg: FitConfig) -> keras.callbacks.Callback:
-    return keras.callbacks.EarlyStopping(monitor=cfg.monitor, mode=cfg.mode, patience=cfg.patience,
-                                         restore_best_weights=False)
+def _early_stop(cfg: FitConfig) -> list[keras.callbacks.Callback]:
+    if cfg.patience <= 0:  # e.g. with keep="last": the whole schedule runs
+        return []
+    return [keras.callbacks.EarlyStopping(monitor=cfg.monitor, mode=cfg.mode, patience=cfg.patience,
+                                          restore_best_weights=False)]
 
 
 def pooled_feature_model(model: keras.Model) -> keras.Model:
@@ -160,11 +162,11 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
             batch = int(next(iter(train_ds))[0].shape[0])
             head.fit(ftrain, ytrain, validation_data=(fval, yval), batch_size=batch,
                      epochs=cfg.stage1_epochs, initial_epoch=done[1], shuffle=True, verbose=verbose,
-                     callbacks=[_FullModelTracker(tracker, model), _early_stop(cfg)])
+                     callbacks=[_FullModelTracker(tracker, model), *_early_stop(cfg)])
         else:
             compile_model(model, cfg.stage1_lr)
             model.fit(train_ds, validation_data=val_ds, epochs=cfg.stage1_epochs, initial_epoch=done[1],
-                      verbose=verbose, callbacks=[tracker, _early_stop(cfg)])
+                      verbose=verbose, callbacks=[tracker, *_early_stop(cfg)])
         done[1] = cfg.stage1_epochs
 
     # Stage 2: top blocks unfrozen at a lower rate, starting from the best stage-1 weights.
@@ -179,7 +181,7 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
         compile_model(model, lr)
         tracker = _Tracker(cfg, folder, history, 2, done[2], best)
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.stage2_epochs, initial_epoch=done[2],
-                  verbose=verbose, callbacks=[tracker, _early_stop(cfg)])
+                  verbose=verbose, callbacks=[tracker, *_early_stop(cfg)])
 
     if best["weights"] is not None and cfg.keep == "best":
         model.set_weights(best["weights"])

@@ -88,7 +88,7 @@ def add_common_fit_arguments(parser: argparse.ArgumentParser, size: int = 96, ba
     parser.add_argument("--lr2", type=float, default=2e-4, help="stage-2 learning rate")
     parser.add_argument("--unfreeze", type=int, default=6, help="top backbone blocks trained in stage 2")
     parser.add_argument("--bn-momentum", type=float, default=0.9)
-    parser.add_argument("--patience", type=int, default=3, help="early-stopping patience (epochs)")
+    parser.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (0 = no early stopping)")
     parser.add_argument("--features-stage1", action="store_true",
                         help="train stage 1 on cached pooled features (fast, no augmentation)")
     parser.add_argument("--augment", default="default",
