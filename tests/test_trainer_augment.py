@@ -52,3 +52,14 @@ def test_each_part_changes_images_within_range(part):
         assert not flipped and 0 < changed.sum() < len(x) + 1
     if part == "blur":  # blur lowers high-frequency energy
         assert np.abs(np.diff(y, axis=2)).mean() < np.abs(np.diff(x, axis=2)).mean()
+
+
+def test_eager_calls_reuse_one_trace_and_still_draw_anew():
+    """Called in an eager loop (the multitask feature cache), the augmenter must not build new kernels per
+    call: that grew RSS past 24 GB over 60k faces. It is traced once per shape, and each call is a new draw."""
+    tf.random.set_seed(3)
+    aug = build_augmenter(augment_config({"occlusion": 0.5}))
+    x = tf.constant(_batch())
+    outs = [aug(x).numpy() for _ in range(5)]
+    assert aug.experimental_get_tracing_count() == 1
+    assert not np.array_equal(outs[0], outs[1])

@@ -35,9 +35,7 @@ def extract_variant(lower: keras.Model, faces: np.ndarray, variant: int, seed: i
                     augment: Mapping[str, Any], batch: int = 128, log_every: int = 20) -> np.ndarray:
     """Return float16 lower features of one variant of every face (0 = as is, 1 = mirrored, 2.. = augmented)."""
     tf.random.set_seed(seed + variant)
-    # Traced once: eager random ops under a global seed get a fresh op seed per call, and TensorFlow
-    # keeps a kernel for each (measured: RSS grew past 24 GB over 60k augmented faces).
-    aug = tf.function(build_augmenter(augment))
+    aug = build_augmenter(augment)
     n = len(faces)
     out: Optional[np.ndarray] = None
     start = time.time()
