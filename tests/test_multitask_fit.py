@@ -96,3 +96,26 @@ def test_backbone_from_copies_a_runs_trunk_at_another_size_and_refuses_another_w
     assert all(np.array_equal(a, b) for a, b in zip(source, nets.backbone_of(fresh).get_weights()))
     with pytest.raises(DataError, match="--backbone-from"):
         copy_backbone(tiny_run.path, build_models(size=96, alpha=0.5, weights=None).full)
+
+
+def _first_conv(model) -> np.ndarray:
+    from trainer import nets
+
+    return np.asarray(nets.backbone_of(model).get_layer("Conv1").get_weights()[0])
+
+
+@pytest.mark.slow
+def test_trunk_all_fine_tunes_the_lowest_layers_that_trunk_top_keeps(tiny_run, tmp_path):
+    from trainer import nets
+    from trainer.multitask.model import build_models
+
+    imagenet = _first_conv(build_models(size=96, weights=str(nets.IMAGENET_MOBILENET_V2)).full)
+    assert np.array_equal(_first_conv(tiny_run.load_model()), imagenet)  # --trunk top: lower layers frozen
+    out = tmp_path / "all"
+    code = face_train(["fit", "multitask", "--data", str(shared_path("data")), "--out", str(out), "--limit", "120",
+                       "--trunk", "all", "--stage1-epochs", "1", "--stage2-epochs", "1", "--batch", "32",
+                       "--train-samples", "20", "--cache-dir", str(tmp_path / "cache"), "--no-eval", "--quiet"])
+    assert code == 0
+    run = read_run(out)
+    assert run.info["training"]["trunk"] == "all" and "cut" not in run.info["training"]
+    assert not np.allclose(_first_conv(run.load_model()), imagenet)

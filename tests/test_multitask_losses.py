@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from trainer.losses.multitask import (FixedWeighting, UncertaintyWeighting, masked_binary_crossentropy,
-                                      masked_categorical_crossentropy, masked_huber)
+                                      head_loss, masked_categorical_crossentropy, masked_huber)
 
 NAN = float("nan")
 
@@ -23,6 +23,13 @@ def test_masked_huber_ignores_missing_ages():
     assert _f(masked_huber(np.array([10.0, NAN, 30.0]), np.array([[20.0], [50.0], [30.0]]))) == pytest.approx(0.25)
     # beyond delta the loss is linear: error 30 y -> 3.0 -> 3 - 0.5
     assert _f(masked_huber(np.array([0.0]), np.array([[30.0]]))) == pytest.approx(2.5)
+
+
+def test_age_delta_turns_the_regression_loss_nearly_l1():
+    # errors 20 y and 2 y (2.0 and 0.2 in units of 10 y); delta 0.1 is linear for both: 0.1 * (e - 0.05)
+    true, pred = np.array([0.0, 40.0]), np.array([[20.0], [42.0]])
+    assert _f(head_loss("regression", true, pred, age_delta=0.1)) == pytest.approx((0.195 + 0.015) / 2)
+    assert _f(head_loss("regression", true, pred)) == pytest.approx((1.5 + 0.02) / 2)
 
 
 def test_masked_bce_and_ce_match_hand_computation():

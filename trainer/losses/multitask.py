@@ -63,10 +63,16 @@ def masked_categorical_crossentropy(y_true, y_pred, label_smoothing: float = 0.0
     return _masked_mean(ce, mask)
 
 
-def head_loss(kind: str, y_true, y_pred, label_smoothing: float = 0.0, age_scale: float = 10.0):
-    """Return the masked loss of one head of ``kind`` (regression | sigmoid | softmax)."""
+def head_loss(kind: str, y_true, y_pred, label_smoothing: float = 0.0, age_scale: float = 10.0,
+              age_delta: float = 1.0):
+    """Return the masked loss of one head of ``kind`` (regression | sigmoid | softmax).
+
+    Regression is Huber on (pred - true) / ``age_scale`` with ``age_delta``: 1.0 is quadratic up
+    to 10 years (it fits the mean age of a look), a small delta is close to L1 (the median, which
+    is what a mean absolute error rewards).
+    """
     if kind == REGRESSION:
-        return masked_huber(y_true, y_pred, scale=age_scale)
+        return masked_huber(y_true, y_pred, scale=age_scale, delta=age_delta)
     if kind == BINARY:
         return masked_binary_crossentropy(y_true, y_pred, label_smoothing)
     if kind == CATEGORICAL:

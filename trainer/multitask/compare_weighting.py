@@ -71,7 +71,8 @@ def compare(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     results = {}
     for mode in ("fixed", "uncertainty"):
         keras.utils.set_random_seed(args.seed)
-        trainer = MultitaskTrainer(head_net(x_tr.shape[1], 128, 0.3), make_weighting(mode, KINDS), 0.1)
+        trainer = MultitaskTrainer(head_net(x_tr.shape[1], 128, 0.3), make_weighting(mode, KINDS), 0.1,
+                                   age_delta=args.age_delta)
         trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
         hist = trainer.fit(x_tr, y_tr, validation_data=(x_val, val.labels()), batch_size=64, epochs=args.epochs,
                            shuffle=True, verbose=0).history
@@ -115,6 +116,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default="/work/cache")
     parser.add_argument("--backbone-from", default=None, metavar="RUN",
                         help="compare on the trunk of this RUN folder (as fit --backbone-from) instead of ImageNet")
+    parser.add_argument("--age-delta", type=float, default=1.0, help="Huber delta of the age loss (as fit)")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow CPU threads")
     args = parser.parse_args()
     import tensorflow as tf

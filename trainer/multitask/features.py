@@ -95,13 +95,19 @@ def row_table(counts: list[tuple[int, int]]) -> np.ndarray:
     return np.concatenate(tables).astype(np.int32)
 
 
+def shuffled_batches(repeats: np.ndarray, batch: int, seed: int) -> tf.data.Dataset:
+    """Return batches of face indices, face i ``repeats[i]`` times per epoch, reshuffled every epoch."""
+    ids = np.repeat(np.arange(len(repeats)), repeats).astype(np.int32)
+    ds = tf.data.Dataset.from_tensor_slices(ids).shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch, drop_remainder=True)
+
+
 def train_dataset(feats: np.ndarray, rows: np.ndarray, labels: Mapping[str, np.ndarray],
                   repeats: np.ndarray, batch: int, seed: int) -> tf.data.Dataset:
     """Return shuffled (features, labels) batches: face i ``repeats[i]`` times per epoch, a random variant each time.
 
     ``rows[i]`` lists the feature rows of the variants of face i (see :func:`row_table`).
     """
-    ids = np.repeat(np.arange(len(rows)), repeats).astype(np.int32)
     feats_t = tf.convert_to_tensor(feats)
     rows_t = tf.convert_to_tensor(rows)
     width = rows.shape[1]
@@ -113,8 +119,7 @@ def train_dataset(feats: np.ndarray, rows: np.ndarray, labels: Mapping[str, np.n
         x = tf.cast(tf.gather(feats_t, r), tf.float32)
         return x, {key: tf.gather(v, batch_ids) for key, v in labels_t.items()}
 
-    ds = tf.data.Dataset.from_tensor_slices(ids).shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch, drop_remainder=True).map(gather, num_parallel_calls=1).prefetch(2)
+    return shuffled_batches(repeats, batch, seed).map(gather, num_parallel_calls=1).prefetch(2)
 
 
 def eval_dataset(feats: np.ndarray, labels: Mapping[str, np.ndarray], batch: int) -> tf.data.Dataset:

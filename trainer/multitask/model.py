@@ -102,11 +102,13 @@ class MultitaskTrainer(keras.Model):
     validation monitor for early stopping and the best checkpoint).
     """
 
-    def __init__(self, net: keras.Model, weighting: layers.Layer, label_smoothing: float = 0.0, **kwargs):
+    def __init__(self, net: keras.Model, weighting: layers.Layer, label_smoothing: float = 0.0,
+                 age_delta: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.net = net
         self.weighting = weighting
         self.label_smoothing = float(label_smoothing)
+        self.age_delta = float(age_delta)
         self.plain_loss = keras.metrics.Mean(name="plain_loss")
         self.age_mae = keras.metrics.Mean(name="age_mae")
         self.gender_acc = keras.metrics.Mean(name="gender_acc")
@@ -120,7 +122,8 @@ class MultitaskTrainer(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Return the weighted total of the masked head losses; update the per-head logs."""
         losses = {h: head_loss(KINDS[h], y[h], y_pred[h],
-                               0.0 if KINDS[h] == "regression" else self.label_smoothing) for h in HEADS}
+                               0.0 if KINDS[h] == "regression" else self.label_smoothing,
+                               age_delta=self.age_delta) for h in HEADS}
         total = self.weighting(losses)
         self.plain_loss.update_state(sum(losses.values()))
         for tracker, h in zip(self.head_losses, HEADS):

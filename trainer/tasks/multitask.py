@@ -37,8 +37,12 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fer", default=None, help="FER2013 folder or fer2013.csv (default: DATA/fer2013)")
     parser.add_argument("--weighting", default="uncertainty", choices=["fixed", "uncertainty"],
                         help="fixed loss weights or learned homoscedastic-uncertainty weights (Kendall et al. 2018)")
+    parser.add_argument("--trunk", default="top", choices=["top", "all"],
+                        help="'top': train the layers above --cut on cached lower features (fast, augmentation "
+                             "limited to the cached variants); 'all': fine-tune the whole trunk on freshly "
+                             "augmented images every epoch (about 2x slower per epoch)")
     parser.add_argument("--cut", default="block_5_add",
-                        help="backbone layer whose output is cached; layers above it are trained")
+                        help="with --trunk top: backbone layer whose output is cached; layers above it are trained")
     parser.add_argument("--backbone-from", default=None, metavar="RUN",
                         help="start the trunk from the backbone of another RUN folder (e.g. the attribute "
                              "model, fine-tuned on CelebA faces) instead of --weights")
@@ -48,6 +52,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", default="0.1.0", help="model version written to the manifest")
     parser.add_argument("--hidden", type=int, default=128, help="units of each head's hidden layer")
     parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--age-delta", type=float, default=1.0,
+                        help="Huber delta of the age loss in units of 10 years: 1.0 is quadratic up to 10 years "
+                             "(fits the mean), 0.1 is nearly L1 (fits the median, what MAE measures)")
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="for the class heads")
     parser.add_argument("--utk-variants", type=int, default=4, help="cached augmented variants per UTKFace face")
     parser.add_argument("--fer-variants", type=int, default=2, help="cached variants per FER face (1 = no flip)")
@@ -106,6 +113,14 @@ def copy_backbone(run_folder: str | Path, model: Any) -> str:
     return str((run.info.get("data") or {}).get("licence") or "not recorded")
 
 
+def trained_layers(args: argparse.Namespace) -> str:
+    """Return which layers ``--trunk`` / ``--cut`` / ``--unfreeze`` let training change, in words."""
+    if args.trunk == "all":
+        return f"the top {args.unfreeze} {args.backbone} blocks (all of them when that many exist) + heads, " \
+               "on freshly augmented images"
+    return f"{args.backbone} layers above {args.cut} + heads (lower layers frozen)"
+
+
 def fit(args: argparse.Namespace) -> Run:
     """Train the multi-task model and write the RUN folder (+ RUN/eval unless --no-eval); return the Run."""
     import keras
@@ -115,7 +130,7 @@ def fit(args: argparse.Namespace) -> Run:
     from ..data.multitask import DETECT_PAD, load_multitask
     from ..evaluate.classification import tune_thresholds
     from ..losses.multitask import make_weighting
-    from ..multitask import features
+    from ..multitask import features, images
     from ..multitask.model import MultitaskTrainer, build_models, clean_copy
     from ..multitask.spec import KINDS, output_specs
 
@@ -139,29 +154,38 @@ def fit(args: argparse.Namespace) -> Run:
     if args.backbone_from:
         licence += f"; the trunk comes from {args.backbone_from}: {copy_backbone(args.backbone_from, models.full)}"
     augment = parse_augment_arg(args.augment)
-    cache = Path(args.cache_dir or "/work/cache") / "multitask"
-    tag = f"{args.limit or 'all'}_{args.seed}"
-    utk_tr, fer_tr = np.flatnonzero(train.source == 0), np.flatnonzero(train.source == 1)
-    f_utk = features.cached_features(f"train_utk_{tag}", models.lower, train.faces[utk_tr], args.utk_variants,
-                                     args.seed, augment, cache)
-    f_fer = features.cached_features(f"train_fer_{tag}", models.lower, train.faces[fer_tr], args.fer_variants,
-                                     args.seed + 1, augment, cache)
-    order = np.concatenate([utk_tr, fer_tr])  # feature rows follow this order of train faces
-    train_feats = np.concatenate([f_utk, f_fer])
-    rows = features.row_table([(len(utk_tr), args.utk_variants), (len(fer_tr), args.fer_variants)])
-    repeats = np.where(train.source[order] == 0, args.utk_repeat, 1)
-    train_labels = {k: v[order] for k, v in train.labels().items()}
-    val_feats = features.cached_features(f"val_{tag}", models.lower, val.faces, 1, args.seed, augment, cache)
-    if args.prepare_only:
-        print(f"faces and features cached: {data.sizes}")
-        return Run(Path(args.out), {})
-    train_ds = features.train_dataset(train_feats, rows, train_labels, repeats, args.batch, args.seed)
-    val_ds = features.eval_dataset(val_feats, val.labels(), 256)
-
-    trainer = MultitaskTrainer(models.top, make_weighting(args.weighting, KINDS, FIXED_WEIGHTS),
-                               args.label_smoothing, name="multitask_trainer")
-
-    trainer(np.zeros((1,) + train_feats.shape[1:], np.float32))  # built, so a checkpoint can be loaded to resume
+    weighting = make_weighting(args.weighting, KINDS, FIXED_WEIGHTS)
+    if args.trunk == "all":
+        train_ds, val_ds = images.train_dataset(train, args.utk_repeat, args.batch, args.seed, augment), \
+            images.eval_dataset(val, 256)
+        if args.prepare_only:
+            print(f"faces cropped and cached: {data.sizes}")
+            return Run(Path(args.out), {})
+        trainer = MultitaskTrainer(models.full, weighting, args.label_smoothing, args.age_delta,
+                                   name="multitask_trainer")
+        trainer(np.zeros((1, args.size, args.size, 3), np.float32))  # built, so a checkpoint can be loaded
+    else:
+        cache = Path(args.cache_dir or "/work/cache") / "multitask"
+        tag = f"{args.limit or 'all'}_{args.seed}"
+        utk_tr, fer_tr = np.flatnonzero(train.source == 0), np.flatnonzero(train.source == 1)
+        f_utk = features.cached_features(f"train_utk_{tag}", models.lower, train.faces[utk_tr], args.utk_variants,
+                                         args.seed, augment, cache)
+        f_fer = features.cached_features(f"train_fer_{tag}", models.lower, train.faces[fer_tr], args.fer_variants,
+                                         args.seed + 1, augment, cache)
+        order = np.concatenate([utk_tr, fer_tr])  # feature rows follow this order of train faces
+        train_feats = np.concatenate([f_utk, f_fer])
+        rows = features.row_table([(len(utk_tr), args.utk_variants), (len(fer_tr), args.fer_variants)])
+        repeats = np.where(train.source[order] == 0, args.utk_repeat, 1)
+        train_labels = {k: v[order] for k, v in train.labels().items()}
+        val_feats = features.cached_features(f"val_{tag}", models.lower, val.faces, 1, args.seed, augment, cache)
+        if args.prepare_only:
+            print(f"faces and features cached: {data.sizes}")
+            return Run(Path(args.out), {})
+        train_ds = features.train_dataset(train_feats, rows, train_labels, repeats, args.batch, args.seed)
+        val_ds = features.eval_dataset(val_feats, val.labels(), 256)
+        trainer = MultitaskTrainer(models.top, weighting, args.label_smoothing, args.age_delta,
+                                   name="multitask_trainer")
+        trainer(np.zeros((1,) + train_feats.shape[1:], np.float32))  # built, so a checkpoint can be loaded
 
     def compile_model(model: Any, lr: Any) -> None:
         model.compile(optimizer=keras.optimizers.Adam(lr))
@@ -194,13 +218,15 @@ def fit(args: argparse.Namespace) -> Run:
                  "age_train_mean": float(np.nanmean(train.age[utk_train])), "licence": licence},
         "training": {"task": NAME, "backbone": args.backbone, "alpha": args.alpha, "size": args.size,
                      "weights": (f"backbone of {args.backbone_from}" if args.backbone_from
-                                 else str(weights) if weights else "random init"), "cut": args.cut,
-                     "trained_layers": f"{args.backbone} layers above {args.cut} + heads (lower layers frozen)",
+                                 else str(weights) if weights else "random init"), "trunk": args.trunk,
+                     **({"cut": args.cut} if args.trunk == "top" else {}),
+                     "trained_layers": trained_layers(args),
                      "weighting": args.weighting, "loss_weights_final": loss_weights,
-                     "losses": {"age": "masked Huber on years/10", "gender": "masked BCE",
+                     "losses": {"age": f"masked Huber on years/10, delta {args.age_delta:g}", "gender": "masked BCE",
                                 "emotion": "masked CE", "ethnicity": "masked CE"},
                      "label_smoothing": args.label_smoothing, "hidden": args.hidden, "dropout": args.dropout,
-                     "variants": {"utkface": args.utk_variants, "fer2013": args.fer_variants},
+                     **({"variants": {"utkface": args.utk_variants, "fer2013": args.fer_variants}}
+                        if args.trunk == "top" else {"augmentation": "fresh draw per image per epoch"}),
                      "utk_repeat": args.utk_repeat, "batch": args.batch, "augment": augment,
                      "fit": cfg.to_dict(), "best_epoch": result.best_epoch, "best_val_plain_loss": result.best_value,
                      "kept_epoch": result.best_epoch if args.keep == "best" else len(result.history.get("loss", [])) - 1,
