@@ -119,3 +119,17 @@ def test_trunk_all_fine_tunes_the_lowest_layers_that_trunk_top_keeps(tiny_run, t
     run = read_run(out)
     assert run.info["training"]["trunk"] == "all" and "cut" not in run.info["training"]
     assert not np.allclose(_first_conv(run.load_model()), imagenet)
+
+
+@pytest.mark.slow
+def test_init_from_copies_every_weight_of_a_multitask_run_and_refuses_other_heads(tiny_run):
+    from trainer.errors import DataError
+    from trainer.multitask.model import build_models
+    from trainer.tasks.multitask import copy_multitask
+
+    source = tiny_run.load_model().get_weights()
+    fresh = build_models(size=96, weights=None).full
+    assert copy_multitask(tiny_run.path, fresh) == tiny_run.info["data"]["licence"]
+    assert all(np.array_equal(a, b) for a, b in zip(source, fresh.get_weights()))
+    with pytest.raises(DataError, match="--init-from"):
+        copy_multitask(tiny_run.path, build_models(size=96, weights=None, hidden=64).full)

@@ -91,3 +91,15 @@ def test_uncertainty_weights_are_learned_toward_the_loss_scale():
         opt.apply_gradients(zip(grads, w.trainable_weights))
     assert _f(w.log_vars["a"]) == pytest.approx(math.log(4.0), abs=0.05)
     assert _f(w.log_vars["b"]) == pytest.approx(math.log(0.5), abs=0.05)
+
+
+def test_loss_weights_option_sets_named_heads_and_refuses_unknown_ones():
+    from trainer.errors import DataError
+    from trainer.tasks.multitask import parse_loss_weights
+
+    assert parse_loss_weights("emotion=2, gender=1.5") == {"age": 1.0, "gender": 1.5, "emotion": 2.0, "ethnicity": 1.0}
+    assert parse_loss_weights("") == {"age": 1.0, "gender": 1.0, "emotion": 1.0, "ethnicity": 1.0}
+    with pytest.raises(DataError, match="'smile' is not a head"):
+        parse_loss_weights("smile=2")
+    with pytest.raises(DataError, match="not head=number"):
+        parse_loss_weights("emotion=lots")

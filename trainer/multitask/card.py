@@ -104,4 +104,6 @@ def _start(training: Mapping[str, Any]) -> str:
     weights = str(training.get("weights") or "random init")
     if weights.startswith("backbone of "):
         return f"the trained trunk of the run {weights[len('backbone of '):]} (--backbone-from)"
+    if weights.startswith("all weights of "):
+        return f"every weight of the multitask run {weights[len('all weights of '):]} (--init-from)"
     return "ImageNet weights" if "imagenet" in weights.lower() else weights

@@ -41,11 +41,17 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'top': train the layers above --cut on cached lower features (fast, augmentation "
                              "limited to the cached variants); 'all': fine-tune the whole trunk on freshly "
                              "augmented images every epoch (about 2x slower per epoch)")
+    parser.add_argument("--loss-weights", default="", metavar="HEAD=W,...",
+                        help="with --weighting fixed: weights of the heads (e.g. emotion=2,gender=1.5); "
+                             "heads not named weigh 1")
     parser.add_argument("--cut", default="block_5_add",
                         help="with --trunk top: backbone layer whose output is cached; layers above it are trained")
     parser.add_argument("--backbone-from", default=None, metavar="RUN",
                         help="start the trunk from the backbone of another RUN folder (e.g. the attribute "
                              "model, fine-tuned on CelebA faces) instead of --weights")
+    parser.add_argument("--init-from", default=None, metavar="RUN",
+                        help="start from every weight (trunk and heads) of an earlier multitask RUN (same --alpha and "
+                             "--hidden), to train it further; use with --stage1-epochs 0")
     parser.add_argument("--keep", default="best", choices=["best", "last"],
                         help="weights written: best epoch by the unweighted validation loss, or the last epoch "
                              "(end of the cosine schedule)")
@@ -81,6 +87,20 @@ def _roots(args: argparse.Namespace) -> tuple[Path, Path]:
         if not path.exists():
             raise DataError(f"{what} not found at {path} (give --data with utkface/ and fer2013/, or --utkface/--fer)")
     return utk, fer
+
+
+def parse_loss_weights(text: str) -> dict[str, float]:
+    """Return FIXED_WEIGHTS updated by a ``head=weight,...`` string; an unknown head or a bad number raises DataError."""
+    weights = dict(FIXED_WEIGHTS)
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        head, _, value = part.partition("=")
+        if head.strip() not in weights:
+            raise DataError(f"--loss-weights: {head.strip()!r} is not a head (heads: {', '.join(weights)})")
+        try:
+            weights[head.strip()] = float(value)
+        except ValueError:
+            raise DataError(f"--loss-weights: {part!r} is not head=number") from None
+    return weights
 
 
 def _weights_arg(args: argparse.Namespace) -> Optional[str]:
@@ -121,6 +141,24 @@ def trained_layers(args: argparse.Namespace) -> str:
     return f"{args.backbone} layers above {args.cut} + heads (lower layers frozen)"
 
 
+def copy_multitask(run_folder: str | Path, model: Any) -> str:
+    """Load every weight of the multitask RUN folder's model into ``model`` (same heads and size).
+
+    Returns the data licence recorded in that run.
+    """
+    from ..run import read_run
+
+    run = read_run(run_folder)
+    if (run.info.get("training") or {}).get("task") != NAME:
+        raise DataError(f"--init-from {run_folder}: not a multitask run")
+    source = run.load_model()
+    if [w.shape for w in source.get_weights()] != [w.shape for w in model.get_weights()]:
+        raise DataError(f"--init-from {run_folder}: its network ({source.count_params()} parameters) differs from "
+                        f"this one ({model.count_params()}); give the same --alpha and --hidden")
+    model.set_weights(source.get_weights())
+    return str((run.info.get("data") or {}).get("licence") or LICENCE)
+
+
 def fit(args: argparse.Namespace) -> Run:
     """Train the multi-task model and write the RUN folder (+ RUN/eval unless --no-eval); return the Run."""
     import keras
@@ -146,15 +184,19 @@ def fit(args: argparse.Namespace) -> Run:
     train, val, test = data.splits["train"], data.splits["val"], data.splits["test"]
     if min(len(train), len(val), len(test)) == 0:
         raise DataError(f"multitask: an empty split ({data.sizes}); use more images")
-    weights = None if args.backbone_from else _weights_arg(args)  # --backbone-from replaces them anyway
+    weights = None if args.backbone_from or args.init_from else _weights_arg(args)  # replaced anyway
     build_kwargs = dict(size=args.size, alpha=args.alpha, weights=weights, cut=args.cut, hidden=args.hidden,
                         dropout=args.dropout, backbone=args.backbone)
     models = build_models(**build_kwargs)
     licence = LICENCE
-    if args.backbone_from:
+    if args.init_from:
+        licence = copy_multitask(args.init_from, models.full)
+    elif args.backbone_from:
         licence += f"; the trunk comes from {args.backbone_from}: {copy_backbone(args.backbone_from, models.full)}"
     augment = parse_augment_arg(args.augment)
-    weighting = make_weighting(args.weighting, KINDS, FIXED_WEIGHTS)
+    if args.loss_weights and args.weighting != "fixed":
+        raise DataError("--loss-weights sets fixed weights: give --weighting fixed with it")
+    weighting = make_weighting(args.weighting, KINDS, parse_loss_weights(args.loss_weights))
     if args.trunk == "all":
         train_ds, val_ds = images.train_dataset(train, args.utk_repeat, args.batch, args.seed, augment), \
             images.eval_dataset(val, 256)
@@ -217,7 +259,8 @@ def fit(args: argparse.Namespace) -> Run:
                  "skipped": {k: len(v) for k, v in data.skipped.items()},
                  "age_train_mean": float(np.nanmean(train.age[utk_train])), "licence": licence},
         "training": {"task": NAME, "backbone": args.backbone, "alpha": args.alpha, "size": args.size,
-                     "weights": (f"backbone of {args.backbone_from}" if args.backbone_from
+                     "weights": (f"all weights of {args.init_from}" if args.init_from
+                                 else f"backbone of {args.backbone_from}" if args.backbone_from
                                  else str(weights) if weights else "random init"), "trunk": args.trunk,
                      **({"cut": args.cut} if args.trunk == "top" else {}),
                      "trained_layers": trained_layers(args),
