@@ -20,3 +20,9 @@ def test_lower_age_error_and_higher_accuracies_win():
 def test_equal_counts_are_a_tie():
     text = markdown({"fixed": _figures(6.0, 0.90, 0.55, 0.70), "uncertainty": _figures(6.5, 0.90, 0.56, 0.70)}, 8)
     assert "**neither (tie)** wins" in text
+
+
+def test_the_fixed_column_names_its_weights():
+    text = markdown({"fixed": _figures(6.0, 0.90, 0.55, 0.70), "uncertainty": _figures(6.5, 0.90, 0.56, 0.70)}, 8,
+                    fixed_name="fixed (emotion=1.5)")
+    assert text.splitlines()[0] == "| metric | fixed (emotion=1.5) | uncertainty (Kendall et al.) |"

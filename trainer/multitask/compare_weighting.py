@@ -22,6 +22,7 @@ from trainer import nets
 from trainer.augment import parse_augment_arg
 from trainer.data.multitask import load_multitask
 from trainer.losses.multitask import make_weighting
+from trainer.tasks.multitask import parse_loss_weights
 
 from . import features
 from .model import MultitaskTrainer, _apply_heads, _head_layers, build_models
@@ -68,10 +69,12 @@ def compare(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     x_tr, x_val = pooled(models, f_tr), pooled(models, f_val)
     order = np.concatenate([utk, fer])
     y_tr = {k: v[order] for k, v in train.labels().items()}
+    fixed = parse_loss_weights(args.loss_weights)
     results = {}
     for mode in ("fixed", "uncertainty"):
         keras.utils.set_random_seed(args.seed)
-        trainer = MultitaskTrainer(head_net(x_tr.shape[1], 128, 0.3), make_weighting(mode, KINDS), 0.1,
+        trainer = MultitaskTrainer(head_net(x_tr.shape[1], 128, 0.3), make_weighting(mode, KINDS, fixed),
+                                   0.1,
                                    age_delta=args.age_delta)
         trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
         hist = trainer.fit(x_tr, y_tr, validation_data=(x_val, val.labels()), batch_size=64, epochs=args.epochs,
@@ -84,12 +87,13 @@ def compare(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return results
 
 
-def markdown(results: dict[str, dict[str, Any]], epochs: int, trunk: str = "ImageNet MobileNetV2") -> str:
+def markdown(results: dict[str, dict[str, Any]], epochs: int, trunk: str = "ImageNet MobileNetV2",
+             fixed_name: str = "fixed (all weights 1)") -> str:
     """Return the comparison as a Markdown table plus a one-line verdict."""
     keys = (("age_mae", "val age MAE (years)", "min"), ("gender_acc", "val gender accuracy", "max"),
             ("emotion_acc", "val emotion accuracy", "max"), ("ethnicity_acc", "val ethnicity accuracy", "max"),
             ("plain_loss", "val unweighted loss", "min"))
-    lines = ["| metric | fixed (all weights 1) | uncertainty (Kendall et al.) |", "|---|---:|---:|"]
+    lines = [f"| metric | {fixed_name} | uncertainty (Kendall et al.) |", "|---|---:|---:|"]
     wins = {"fixed": 0, "uncertainty": 0}
     for key, title, better in keys:
         f, u = results["fixed"][key], results["uncertainty"][key]
@@ -116,6 +120,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", default="/work/cache")
     parser.add_argument("--backbone-from", default=None, metavar="RUN",
                         help="compare on the trunk of this RUN folder (as fit --backbone-from) instead of ImageNet")
+    parser.add_argument("--loss-weights", default="", metavar="HEAD=W,...",
+                        help="weights of the fixed weighting (as fit --loss-weights; default all 1)")
     parser.add_argument("--age-delta", type=float, default=1.0, help="Huber delta of the age loss (as fit)")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow CPU threads")
     args = parser.parse_args()
@@ -125,7 +131,8 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     trunk = f"MobileNetV2 ({args.backbone_from} trunk, {args.size} px)" if args.backbone_from \
         else f"ImageNet MobileNetV2 ({args.size} px)"
-    text = markdown(compare(args), args.epochs, trunk)
+    fixed_name = f"fixed ({args.loss_weights})" if args.loss_weights else "fixed (all weights 1)"
+    text = markdown(compare(args), args.epochs, trunk, fixed_name)
     Path(args.out).write_text(text + "\n", encoding="utf-8")
     print(text)
 
