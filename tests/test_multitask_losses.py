@@ -103,3 +103,12 @@ def test_loss_weights_option_sets_named_heads_and_refuses_unknown_ones():
         parse_loss_weights("smile=2")
     with pytest.raises(DataError, match="not head=number"):
         parse_loss_weights("emotion=lots")
+
+
+def test_loss_weights_without_fixed_weighting_stops_before_reading_data(tmp_path, capsys):
+    from trainer.cli import main as face_train
+
+    code = face_train(["fit", "multitask", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                       "--loss-weights", "emotion=2"])
+    assert code != 0
+    assert "give --weighting fixed with it" in capsys.readouterr().err
