@@ -73,8 +73,7 @@ def compare(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     results = {}
     for mode in ("fixed", "uncertainty"):
         keras.utils.set_random_seed(args.seed)
-        trainer = MultitaskTrainer(head_net(x_tr.shape[1], 128, 0.3), make_weighting(mode, KINDS, fixed),
-                                   0.1,
+        trainer = MultitaskTrainer(head_net(x_tr.shape[1], 128, 0.3), make_weighting(mode, KINDS, fixed), 0.1,
                                    age_delta=args.age_delta)
         trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
         hist = trainer.fit(x_tr, y_tr, validation_data=(x_val, val.labels()), batch_size=64, epochs=args.epochs,

@@ -123,7 +123,7 @@ def train_dataset(feats: np.ndarray, rows: np.ndarray, labels: Mapping[str, np.n
 
 
 def eval_dataset(feats: np.ndarray, labels: Mapping[str, np.ndarray], batch: int) -> tf.data.Dataset:
-    """Return (features, labels) batches of un-augmented crops (one feature row per face), in order."""
+    """Return (float32 rows, labels) batches in order: one cached feature row or one crop per face, un-augmented."""
     x = tf.data.Dataset.from_tensor_slices(feats)
     y = tf.data.Dataset.from_tensor_slices({k: v for k, v in labels.items()})
     return tf.data.Dataset.zip((x, y)).batch(batch).map(lambda a, b: (tf.cast(a, tf.float32), b)).prefetch(2)

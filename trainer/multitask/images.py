@@ -30,7 +30,3 @@ def train_dataset(train: FaceLabels, utk_repeat: int, batch: int, seed: int,
 
     return features.shuffled_batches(repeats, batch, seed).map(gather, num_parallel_calls=1).prefetch(2)
 
-
-def eval_dataset(faces: FaceLabels, batch: int) -> tf.data.Dataset:
-    """Return (float32 crops, labels) batches of un-augmented faces, in order."""
-    return features.eval_dataset(faces.faces, faces.labels(), batch)

@@ -93,11 +93,11 @@ def parse_loss_weights(text: str) -> dict[str, float]:
     """Return FIXED_WEIGHTS updated by a ``head=weight,...`` string; an unknown head or a bad number raises DataError."""
     weights = dict(FIXED_WEIGHTS)
     for part in filter(None, (p.strip() for p in (text or "").split(","))):
-        head, _, value = part.partition("=")
-        if head.strip() not in weights:
-            raise DataError(f"--loss-weights: {head.strip()!r} is not a head (heads: {', '.join(weights)})")
+        head, _, value = (t.strip() for t in part.partition("="))
+        if head not in weights:
+            raise DataError(f"--loss-weights: {head!r} is not a head (heads: {', '.join(weights)})")
         try:
-            weights[head.strip()] = float(value)
+            weights[head] = float(value)
         except ValueError:
             raise DataError(f"--loss-weights: {part!r} is not head=number") from None
     return weights
@@ -198,14 +198,12 @@ def fit(args: argparse.Namespace) -> Run:
     augment = parse_augment_arg(args.augment)
     weighting = make_weighting(args.weighting, KINDS, parse_loss_weights(args.loss_weights))
     if args.trunk == "all":
-        train_ds, val_ds = images.train_dataset(train, args.utk_repeat, args.batch, args.seed, augment), \
-            images.eval_dataset(val, 256)
         if args.prepare_only:
             print(f"faces cropped and cached: {data.sizes}")
             return Run(Path(args.out), {})
-        trainer = MultitaskTrainer(models.full, weighting, args.label_smoothing, args.age_delta,
-                                   name="multitask_trainer")
-        trainer(np.zeros((1, args.size, args.size, 3), np.float32))  # built, so a checkpoint can be loaded
+        net = models.full
+        train_ds = images.train_dataset(train, args.utk_repeat, args.batch, args.seed, augment)
+        val_ds = features.eval_dataset(val.faces, val.labels(), 256)
     else:
         cache = Path(args.cache_dir or "/work/cache") / "multitask"
         tag = f"{args.limit or 'all'}_{args.seed}"
@@ -223,11 +221,11 @@ def fit(args: argparse.Namespace) -> Run:
         if args.prepare_only:
             print(f"faces and features cached: {data.sizes}")
             return Run(Path(args.out), {})
+        net = models.top
         train_ds = features.train_dataset(train_feats, rows, train_labels, repeats, args.batch, args.seed)
         val_ds = features.eval_dataset(val_feats, val.labels(), 256)
-        trainer = MultitaskTrainer(models.top, weighting, args.label_smoothing, args.age_delta,
-                                   name="multitask_trainer")
-        trainer(np.zeros((1,) + train_feats.shape[1:], np.float32))  # built, so a checkpoint can be loaded
+    trainer = MultitaskTrainer(net, weighting, args.label_smoothing, args.age_delta, name="multitask_trainer")
+    trainer(np.zeros((1,) + tuple(net.input_shape[1:]), np.float32))  # built, so a checkpoint can be loaded
 
     def compile_model(model: Any, lr: Any) -> None:
         model.compile(optimizer=keras.optimizers.Adam(lr))
