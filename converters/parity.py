@@ -38,7 +38,8 @@ def tflite_outputs(model: FaceModel, faces_rgb: np.ndarray) -> dict[str, np.ndar
 
 
 def latency_ms(model: FaceModel, faces_rgb: np.ndarray, repeats: int = 60, warmup: int = 5) -> float:
-    """Return the median wall time in ms of FaceModel.predict on one face (preprocess + invoke + decode)."""
+    """Return the median wall time in ms of FaceModel.predict on one face (preprocess + invoke + decode,
+    for every test-time view the manifest lists)."""
     crops = [np.ascontiguousarray(f[:, :, ::-1]) for f in faces_rgb[: max(1, min(len(faces_rgb), 20))]]
     for i in range(warmup):
         model.predict(crops[i % len(crops)])

@@ -17,6 +17,7 @@ import yaml
 
 from .crop import CropSpec
 from .errors import BundleError
+from .views import PLAIN, View, parse_views, views_to_list
 
 SCHEMA_VERSION = 1
 TASKS = ("attributes", "multitask", "embedding", "distortion")
@@ -101,6 +102,8 @@ class Manifest:
     runtimes_checked: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
+    # Outputs are averaged over these views of the crop (edge.views), one model call each.
+    views: tuple[View, ...] = PLAIN
 
     def output(self, name: str) -> OutputSpec:
         """Return the output called ``name``; KeyError if the bundle has none."""
@@ -218,15 +221,17 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
                                   groups=tuple(raw.get("groups", []) or []),
                                   negative_label=str(raw.get("negative_label", "") or ""),
                                   centre=_floats(raw.get("centre", []) or [], f"{ow}.centre")))
+    views = parse_views(data.get("views"), where)
     known = {"schema", "name", "task", "version", "created", "input", "crop", "outputs",
-             "metrics", "files", "runtimes_checked"}
+             "metrics", "files", "runtimes_checked", "views"}
     return Manifest(name=str(_require(data, "name", where)), task=task,
                     version=str(_require(data, "version", where)),
                     created=str(data.get("created", "")), input=inp, crop=crop,
                     outputs=tuple(outputs), metrics=dict(data.get("metrics") or {}),
                     files=dict(data.get("files") or {}),
                     runtimes_checked=tuple(data.get("runtimes_checked") or ()),
-                    extra={k: v for k, v in data.items() if k not in known}, schema=schema)
+                    extra={k: v for k, v in data.items() if k not in known}, schema=schema,
+                    views=views)
 
 
 def load_public_key(path: str | Path) -> Any:
@@ -316,6 +321,7 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
                   "color": inp.color, "value_range": list(inp.value_range),
                   "mean": list(inp.mean), "std": list(inp.std), "dtype": inp.dtype},
         "crop": manifest.crop.to_dict(),
+        **({"views": views_to_list(manifest.views)} if manifest.views != PLAIN else {}),
         "outputs": [],
         "metrics": dict(manifest.metrics),
         "runtimes_checked": list(manifest.runtimes_checked),

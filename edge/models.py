@@ -16,6 +16,7 @@ import numpy as np
 from .bundle import Bundle, Manifest, OutputSpec
 from .errors import BundleError
 from .runtime import Runtime, get_runtime
+from .views import PLAIN, apply_view
 
 
 @dataclass
@@ -143,10 +144,22 @@ class FaceModel:
         self.interpreter.invoke()
         return [dequantize(self.interpreter.get_tensor(idx), *self._out_quant[idx]) for idx in self._out_indices]
 
+    def outputs(self, crop_bgr: np.ndarray) -> list[np.ndarray]:
+        """Return each manifest output (float32) for one BGR uint8 face crop.
+
+        The outputs are averaged over the manifest's ``views`` of the crop (edge.views), one
+        model call each; a manifest without views gets one plain call.
+        """
+        views = self.manifest.views
+        if views == PLAIN:
+            return self.raw_outputs(self.preprocess(crop_bgr))
+        per_view = [self.raw_outputs(self.preprocess(apply_view(crop_bgr, view))) for view in views]
+        return [np.mean(ys, axis=0, dtype=np.float32) for ys in zip(*per_view)]
+
     def predict(self, crop_bgr: np.ndarray) -> Prediction:
         """Return the Prediction of every head for one BGR uint8 face crop."""
         heads = {}
-        for spec, y in zip(self.manifest.outputs, self.raw_outputs(self.preprocess(crop_bgr))):
+        for spec, y in zip(self.manifest.outputs, self.outputs(crop_bgr)):
             heads[spec.name] = interpret_output(spec, y)
         return Prediction(model=self.name, heads=heads)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from edge.bundle import parse_manifest
+from edge.views import PRESETS
 from tests.conftest import shared_path
 from trainer.cli import main as face_train
 from trainer.run import read_run
@@ -48,6 +49,7 @@ def test_run_folder_is_a_valid_multitask_manifest_with_masked_labels(tiny_run):
     assert [g["label"] for g in age.groups] == ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59",
                                                 "60-69", "70+"]
     assert manifest.output("gender").labels == ("female",)
+    assert manifest.views == PRESETS["mirror"]  # the default --views: the device averages face and mirror
     _, faces, labels = tiny_run.samples()
     assert faces.dtype == np.uint8 and faces.shape[1:] == (96, 96, 3)
     utk = labels["gender"].reshape(-1) >= 0

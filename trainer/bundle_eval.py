@@ -22,11 +22,17 @@ HEADLINE = ("Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young")
 
 def bundle_outputs(bundle_dir: str | Path, faces_rgb: np.ndarray, threads: int = 1) -> dict[str, np.ndarray]:
     """Return {output name: N x K} of the bundle's model on RGB uint8 crops, through FaceModel."""
-    model = FaceModel(load_bundle(bundle_dir), get_runtime("auto"), num_threads=threads)
+    return face_model_outputs(FaceModel(load_bundle(bundle_dir), get_runtime("auto"), num_threads=threads), faces_rgb)
+
+
+def face_model_outputs(model: FaceModel, faces_rgb: np.ndarray) -> dict[str, np.ndarray]:
+    """Return {output name: N x K} of a loaded FaceModel on RGB uint8 crops.
+
+    The outputs are what the device computes: flip-averaged when the manifest says so.
+    """
     rows: dict[str, list[np.ndarray]] = {o.name: [] for o in model.manifest.outputs}
     for face in faces_rgb:
-        outs = model.raw_outputs(model.preprocess(np.ascontiguousarray(face[:, :, ::-1])))
-        for spec, y in zip(model.manifest.outputs, outs):
+        for spec, y in zip(model.manifest.outputs, model.outputs(np.ascontiguousarray(face[:, :, ::-1]))):
             rows[spec.name].append(y)
     return {k: np.stack(v) for k, v in rows.items()}
 

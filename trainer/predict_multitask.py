@@ -75,15 +75,13 @@ class MultitaskPredictor:
     def raw(self, crops_rgb: np.ndarray) -> dict[str, np.ndarray]:
         """Return {head: N x K} raw outputs for uint8 RGB crops of the model's size."""
         if self.kind == "run":
-            out = self._model.predict(np.asarray(crops_rgb, np.float32), batch_size=128, verbose=0)
-            return {h: np.asarray(out[h]).reshape(len(crops_rgb), -1) for h in self.outputs}
-        rows: dict[str, list[np.ndarray]] = {h: [] for h in self.outputs}
-        names = [o.name for o in self._face_model.manifest.outputs]
-        for crop in crops_rgb:
-            x = self._face_model.preprocess(np.ascontiguousarray(crop[:, :, ::-1]))
-            for name, y in zip(names, self._face_model.raw_outputs(x)):
-                rows[name].append(y)
-        return {h: np.stack(v) for h, v in rows.items()}
+            from trainer.multitask.report import keras_outputs
+            from trainer.tasks.multitask import run_views
+
+            return keras_outputs(self._model, np.asarray(crops_rgb), 128, run_views(self._run))
+        from trainer.bundle_eval import face_model_outputs
+
+        return face_model_outputs(self._face_model, np.asarray(crops_rgb))
 
     def _age_group(self, age: float) -> tuple[str, float]:
         for g in self.groups:

@@ -69,7 +69,11 @@ def render_card(run_info: Mapping[str, Any], metrics: Mapping[str, Any], fairnes
              f"- int8 TFLite: {size.get('int8_tflite_bytes', 0) / 1e6:.2f} MB, "
              f"{size.get('int8_ms_per_face', float('nan')):.2f} ms / face",
              "- (median of 200 single-face invocations, 1 thread, on the 2-core training machine shared with "
-             "other jobs; a Raspberry Pi is slower)", "",
+             "other jobs; a Raspberry Pi is slower)"
+             + (f", times {size['int8_model_calls_per_face']} model calls: every output is the mean over the "
+                "views of the face the manifest lists (`views`: zoomed, shifted, mirrored copies), float and int8 "
+                "figures alike" if (size.get("int8_model_calls_per_face") or 1) > 1 else ""),
+             "",
              "## Fairness", "",
              "Each metric per gender and per ethnicity group on the held-out UTKFace faces, with the gap to the "
              "best group. FER2013 carries no gender or ethnicity labels, so emotion accuracy cannot be split "

@@ -17,6 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from edge.crop import CropSpec
+from edge.views import PRESETS, View, parse_views, views_to_list
 
 from ..errors import DataError
 from ..run import Run, command_line, input_spec, write_run
@@ -66,6 +67,11 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fer-variants", type=int, default=2, help="cached variants per FER face (1 = no flip)")
     parser.add_argument("--utk-repeat", type=int, default=2, help="times each UTKFace face is drawn per epoch")
     parser.add_argument("--train-samples", type=int, default=1000, help="representative crops saved for int8")
+    parser.add_argument("--views", default="mirror", choices=sorted(PRESETS),
+                        help="test-time views the device averages every output over (edge.views; written to the "
+                             "manifest, used for the gender threshold and every figure): 'plain' one model call per "
+                             "face, 'mirror' the face and its mirror image (2 calls), 'crops' mirror x 6 zoomed or "
+                             "shifted crops (12 calls)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation files after fitting")
     parser.add_argument("--prepare-only", action="store_true",
                         help="only crop the faces and cache the lower-backbone features, then stop")
@@ -168,7 +174,7 @@ def fit(args: argparse.Namespace) -> Run:
     from ..data.multitask import DETECT_PAD, load_multitask
     from ..evaluate.classification import tune_thresholds
     from ..losses.multitask import make_weighting
-    from ..multitask import features, images
+    from ..multitask import features, images, report
     from ..multitask.model import MultitaskTrainer, build_models, clean_copy
     from ..multitask.spec import KINDS, output_specs
 
@@ -240,16 +246,18 @@ def fit(args: argparse.Namespace) -> Run:
     loss_weights = trainer.weighting.weights_now()
     model = clean_copy(models, **build_kwargs)
 
-    # Gender threshold tuned on validation, on the full model's own outputs.
-    val_gender = model.predict(val.faces.astype(np.float32), batch_size=256, verbose=0)["gender"]
-    threshold = float(tune_thresholds(val.gender.reshape(-1, 1), np.asarray(val_gender).reshape(-1, 1))[0])
+    # Gender threshold tuned on validation, on the full model's own outputs as the device computes them.
+    views = PRESETS[args.views]
+    val_gender = report.keras_outputs(model, val.faces, views=views)["gender"]
+    threshold = float(tune_thresholds(val.gender.reshape(-1, 1), val_gender.reshape(-1, 1))[0])
 
     rng = np.random.default_rng(args.seed)
     rep = rng.choice(len(train), min(args.train_samples, len(train)), replace=False)
     utk_train = train.source == 0
     info = {
         "name": args.name or NAME, "task": MANIFEST_TASK, "version": args.version,
-        "input": input_spec(args.size), "crop": spec.to_dict(), "outputs": output_specs(threshold), "metrics": {},
+        "input": input_spec(args.size), "crop": spec.to_dict(), "views": views_to_list(views),
+        "outputs": output_specs(threshold), "metrics": {},
         "data": {"sources": {"utkface": str(utk_root), "fer2013": str(fer_root)}, "sizes": data.sizes,
                  "split": "UTKFace: seeded random 75/10/15 (no identities in UTKFace); FER2013: official test, "
                           "validation = seeded 10% of the official training part",
@@ -282,12 +290,20 @@ def fit(args: argparse.Namespace) -> Run:
     return run
 
 
+def run_views(run: Run) -> tuple[View, ...]:
+    """Return the test-time views of the RUN (run.yaml ``views``; runs before them: one plain view)."""
+    return parse_views(run.info.get("views"), f"run {run.path}")
+
+
 def evaluate(run: Run, args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     """Write RUN/eval (metrics, reports, confusion matrices, fairness, Grad-CAM, gallery, size/latency).
 
     With ``--bundle`` the converted bundle is scored too, through edge.models.FaceModel, and its
     figures (suffix ``_int8``) and the float-vs-int8 differences are added. Returns run.yaml metrics.
     """
+    from edge.bundle import load_bundle
+
+    from ..bundle_eval import bundle_outputs
     from ..evaluate.fairness import write_fairness
     from ..evaluate.plots import plot_history
     from ..multitask import report
@@ -301,7 +317,7 @@ def evaluate(run: Run, args: argparse.Namespace, model: Any = None) -> dict[str,
     th = float(run.output("gender").get("thresholds", [0.5])[0])
     baseline = (run.info.get("data") or {}).get("age_train_mean")
     folder = run.eval_dir
-    out = report.keras_outputs(model, faces)
+    out = report.keras_outputs(model, faces, views=run_views(run))
     scores = report.head_metrics(out, labels, th, baseline)
     tables, fmetrics = report.fairness(out, labels, th)
     write_fairness(tables, fmetrics, folder)
@@ -315,7 +331,9 @@ def evaluate(run: Run, args: argparse.Namespace, model: Any = None) -> dict[str,
     everything: dict[str, Any] = {"float": scores, "fairness": tables}
     bundle = getattr(args, "bundle", None)
     if bundle:
-        q = report.bundle_outputs(bundle, faces)
+        if load_bundle(bundle).manifest.views != run_views(run):
+            raise DataError(f"--bundle {bundle}: its test-time views differ from the run's; convert the run again")
+        q = bundle_outputs(bundle, faces)
         qscores = report.head_metrics(q, labels, th, baseline)
         qtables, _ = report.fairness(q, labels, th)
         write_fairness(qtables, fmetrics, folder / "int8")

@@ -1,0 +1,101 @@
+"""Manifest ``views``: the device averages each output over zoomed, shifted and mirrored copies of the crop."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from converters.bundle_writer import write_manifest
+from edge.bundle import BundleError, load_bundle, manifest_to_dict, parse_manifest
+from edge.models import FaceModel
+from edge.runtime import get_runtime
+from edge.views import PLAIN, PRESETS, View, apply_view
+from trainer.bundle_eval import face_model_outputs
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "multitask"
+
+
+def _bundle(tmp_path: Path, views: tuple[View, ...], name: str) -> FaceModel:
+    folder = tmp_path / name
+    shutil.copytree(SHIPPED, folder)
+    (folder / "manifest.sig").unlink(missing_ok=True)
+    write_manifest(folder, replace(load_bundle(folder).manifest, views=views))
+    return FaceModel(load_bundle(folder), get_runtime("ai_edge_litert"))
+
+
+def _face() -> np.ndarray:
+    """A left-right asymmetric BGR crop: its mirror image and its shifted crops give other outputs."""
+    face = np.ascontiguousarray(np.load(SHIPPED / "golden.npz")["faces"][0][:, :, ::-1])
+    third = face.shape[1] // 3
+    face[:, :third] = cv2.GaussianBlur(face[:, :third], (0, 0), 4)
+    return face
+
+
+def test_apply_view_zooms_shifts_and_mirrors_at_the_crop_size():
+    crop = np.arange(100 * 100, dtype=np.float32).reshape(100, 100) % 251
+    crop = np.repeat(crop[:, :, None], 3, axis=2).astype(np.uint8)
+    np.testing.assert_array_equal(apply_view(crop, View()), crop)
+    np.testing.assert_array_equal(apply_view(crop, View(mirror=True)), crop[:, ::-1])
+    zoomed = apply_view(crop, View(zoom=0.5))
+    assert zoomed.shape == crop.shape
+    np.testing.assert_array_equal(zoomed, cv2.resize(crop[25:75, 25:75], (100, 100), interpolation=cv2.INTER_LINEAR))
+    right = apply_view(crop, View(zoom=0.5, dx=0.1))
+    np.testing.assert_array_equal(right, cv2.resize(crop[25:75, 35:85], (100, 100), interpolation=cv2.INTER_LINEAR))
+    far = apply_view(crop, View(zoom=0.9, dx=0.25))  # kept inside the crop
+    np.testing.assert_array_equal(far, cv2.resize(crop[5:95, 10:100], (100, 100), interpolation=cv2.INTER_LINEAR))
+    assert apply_view(crop[:, :, 0], View(zoom=0.8, mirror=True)).shape == (100, 100)
+
+
+def test_outputs_are_the_mean_over_the_manifests_views(tmp_path):
+    plain = _bundle(tmp_path, PLAIN, "plain")
+    crops = _bundle(tmp_path, PRESETS["crops"], "crops")
+    face = _face()
+    per_view = [plain.raw_outputs(plain.preprocess(apply_view(face, v))) for v in PRESETS["crops"]]
+    assert any(not np.allclose(a, b) for a, b in zip(per_view[0], per_view[1]))  # the mirror differs
+    assert any(not np.allclose(a, b) for a, b in zip(per_view[0], per_view[4]))  # a shifted crop differs
+    for got, ys in zip(crops.outputs(face), zip(*per_view)):
+        np.testing.assert_allclose(got, np.mean(ys, axis=0), atol=1e-6)
+    for got, y in zip(plain.outputs(face), per_view[0]):
+        np.testing.assert_array_equal(got, y)
+    age = crops.predict(face).heads["age"].value
+    assert age == pytest.approx(float(np.mean([ys[0][0] for ys in per_view])), abs=1e-5)
+
+
+def test_evaluation_outputs_are_the_devices(tmp_path):
+    mirror = _bundle(tmp_path, PRESETS["mirror"], "mirror")
+    faces_rgb = np.stack([_face()[:, :, ::-1], _face()[::-1, :, ::-1]])
+    got = face_model_outputs(mirror, faces_rgb)
+    want = mirror.outputs(np.ascontiguousarray(faces_rgb[1][:, :, ::-1]))
+    for spec, y in zip(mirror.manifest.outputs, want):
+        np.testing.assert_allclose(got[spec.name][1], y, atol=1e-6)
+
+
+def test_views_survive_the_manifest_round_trip_and_default_to_one_plain_call(tmp_path):
+    manifest = _bundle(tmp_path, PRESETS["crops"], "crops").manifest
+    data = manifest_to_dict(manifest)
+    assert len(data["views"]) == 12 and "views" not in manifest.extra
+    assert parse_manifest(yaml.safe_load(yaml.safe_dump(data))).views == PRESETS["crops"]
+    del data["views"]
+    assert parse_manifest(data).views == PLAIN
+    assert "views" not in manifest_to_dict(parse_manifest(data))
+
+
+@pytest.mark.parametrize("views, message", [
+    ("mirror", "views must be a non-empty list"),
+    ([], "views must be a non-empty list"),
+    ([{"zoom": 0.9, "flip": True}], r"views\[0\] must be a mapping of zoom, dx, dy, mirror"),
+    ([{}, {"mirror": "yes"}], r"views\[1\].mirror must be true or false"),
+    ([{"zoom": "big"}], "must be numbers"),
+    ([{"zoom": 0.2}], r"zoom must be in \[0.5, 1\]"),
+    ([{"dx": 0.4}], r"dx, dy in \[-0.25, 0.25\]"),
+])
+def test_a_bad_views_list_is_refused_naming_the_entry(tmp_path, views, message):
+    data = manifest_to_dict(_bundle(tmp_path, PLAIN, "plain").manifest)
+    data["views"] = views
+    with pytest.raises(BundleError, match=message):
+        parse_manifest(data)
