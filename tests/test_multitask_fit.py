@@ -8,6 +8,7 @@ import pytest
 
 from edge.bundle import parse_manifest
 from edge.views import PRESETS
+from trainer.multitask.views_choice import choose_views
 from tests.conftest import shared_path
 from trainer.cli import main as face_train
 from trainer.run import read_run
@@ -49,7 +50,9 @@ def test_run_folder_is_a_valid_multitask_manifest_with_masked_labels(tiny_run):
     assert [g["label"] for g in age.groups] == ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59",
                                                 "60-69", "70+"]
     assert manifest.output("gender").labels == ("female",)
-    assert manifest.views == PRESETS["mirror"]  # the default --views: the device averages face and mirror
+    training = tiny_run.info["training"]  # the default --views auto: chosen on validation, written to the manifest
+    assert set(training["views_comparison_val"]) == set(PRESETS) and manifest.views == PRESETS[training["views"]]
+    assert training["views"] == choose_views(training["views_comparison_val"])
     _, faces, labels = tiny_run.samples()
     assert faces.dtype == np.uint8 and faces.shape[1:] == (96, 96, 3)
     utk = labels["gender"].reshape(-1) >= 0

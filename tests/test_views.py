@@ -99,3 +99,18 @@ def test_a_bad_views_list_is_refused_naming_the_entry(tmp_path, views, message):
     data["views"] = views
     with pytest.raises(BundleError, match=message):
         parse_manifest(data)
+
+
+def test_views_are_chosen_by_mean_rank_over_the_heads_ties_to_fewer_calls():
+    from trainer.multitask.views_choice import choose_views, views_table_md
+
+    row = lambda mae, g, e, r, calls: {"age_mae": mae, "gender_accuracy": g, "emotion_accuracy": e,  # noqa: E731
+                                       "ethnicity_accuracy": r, "calls": calls}
+    table = {"plain": row(6.0, 0.92, 0.62, 0.79, 1), "mirror": row(5.9, 0.93, 0.63, 0.78, 2),
+             "crops": row(5.8, 0.91, 0.64, 0.80, 12)}
+    assert choose_views(table) == "crops"      # ranks: plain 6, mirror 4, crops 3 (age, emotion, ethnicity best)
+    table["crops"]["ethnicity_accuracy"] = 0.77
+    assert choose_views(table) == "mirror"     # ranks: plain 5, mirror 3, crops 4
+    same = {n: row(6.0, 0.9, 0.6, 0.8, c) for n, c in (("plain", 1), ("mirror", 2), ("crops", 12))}
+    assert choose_views(same) == "plain"       # nothing gained: the fewest calls
+    assert "| **mirror** (chosen) | 2 | 5.90 | 0.930 |" in views_table_md(table, "mirror")

@@ -80,6 +80,15 @@ def render_card(run_info: Mapping[str, Any], metrics: Mapping[str, Any], fairnes
              "by group.", "", fairness_md.strip(), ""]
     if comparison_md.strip():
         lines += ["## Loss weighting: fixed vs learned uncertainty", "", comparison_md.strip(), ""]
+    if training.get("views_comparison_val"):
+        from .views_choice import views_table_md
+
+        lines += ["## Test-time views (chosen on validation)", "",
+                  "Every output is averaged over views of the face (`views` in the manifest, `edge/views.py`): "
+                  "`plain` is the face alone, `mirror` adds its mirror image, `crops` adds mirrored 90% crops "
+                  "centred and moved 4% left, right, up and down. Float model on the validation split (gender at each "
+                  "preset's own tuned threshold); the best mean rank over the four heads is kept, ties going to "
+                  "fewer calls.", "", views_table_md(training["views_comparison_val"], str(training.get("views"))), ""]
     lines += ["## How it was trained", "",
               f"- data: UTKFace {sizes.get('train', {}).get('utkface', '?')} train / "
               f"{sizes.get('val', {}).get('utkface', '?')} val / {sizes.get('test', {}).get('utkface', '?')} test "

@@ -67,11 +67,12 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fer-variants", type=int, default=2, help="cached variants per FER face (1 = no flip)")
     parser.add_argument("--utk-repeat", type=int, default=2, help="times each UTKFace face is drawn per epoch")
     parser.add_argument("--train-samples", type=int, default=1000, help="representative crops saved for int8")
-    parser.add_argument("--views", default="mirror", choices=sorted(PRESETS),
+    parser.add_argument("--views", default="auto", choices=["auto", *sorted(PRESETS)],
                         help="test-time views the device averages every output over (edge.views; written to the "
                              "manifest, used for the gender threshold and every figure): 'plain' one model call per "
                              "face, 'mirror' the face and its mirror image (2 calls), 'crops' mirror x 6 zoomed or "
-                             "shifted crops (12 calls)")
+                             "shifted crops (12 calls); 'auto' (default) scores all three on validation and keeps the "
+                             "best mean rank over the four heads (ties: fewer calls)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation files after fitting")
     parser.add_argument("--prepare-only", action="store_true",
                         help="only crop the faces and cache the lower-backbone features, then stop")
@@ -177,6 +178,7 @@ def fit(args: argparse.Namespace) -> Run:
     from ..multitask import features, images, report
     from ..multitask.model import MultitaskTrainer, build_models, clean_copy
     from ..multitask.spec import KINDS, output_specs
+    from ..multitask.views_choice import choose_views, compare_views
 
     if args.threads:
         import tensorflow as tf
@@ -247,9 +249,16 @@ def fit(args: argparse.Namespace) -> Run:
     model = clean_copy(models, **build_kwargs)
 
     # Gender threshold tuned on validation, on the full model's own outputs as the device computes them.
-    views = PRESETS[args.views]
-    val_gender = report.keras_outputs(model, val.faces, views=views)["gender"]
-    threshold = float(tune_thresholds(val.gender.reshape(-1, 1), val_gender.reshape(-1, 1))[0])
+    views_comparison = None
+    if args.views == "auto":
+        views_comparison = compare_views(model, val.faces, val.labels())
+        views_name = choose_views(views_comparison)
+        threshold = float(views_comparison[views_name]["gender_threshold"])
+    else:
+        views_name = args.views
+        val_gender = report.keras_outputs(model, val.faces, views=PRESETS[views_name])["gender"]
+        threshold = float(tune_thresholds(val.gender.reshape(-1, 1), val_gender.reshape(-1, 1))[0])
+    views = PRESETS[views_name]
 
     rng = np.random.default_rng(args.seed)
     rep = rng.choice(len(train), min(args.train_samples, len(train)), replace=False)
@@ -278,6 +287,8 @@ def fit(args: argparse.Namespace) -> Run:
                         if args.trunk == "top" else {"augmentation": "fresh draw per image per epoch"}),
                      "utk_repeat": args.utk_repeat, "batch": args.batch, "augment": augment,
                      "fit": cfg.to_dict(), "best_epoch": result.best_epoch, "best_val_plain_loss": result.best_value,
+                     "views": views_name,
+                     **({"views_comparison_val": views_comparison} if views_comparison else {}),
                      "kept_epoch": result.best_epoch if args.keep == "best" else len(result.history.get("loss", [])) - 1,
                      "command": command_line()},
         "history": result.history, "seed": args.seed,
