@@ -114,3 +114,55 @@ def test_views_are_chosen_by_mean_rank_over_the_heads_ties_to_fewer_calls():
     same = {n: row(6.0, 0.9, 0.6, 0.8, c) for n, c in (("plain", 1), ("mirror", 2), ("crops", 12))}
     assert choose_views(same) == "plain"       # nothing gained: the fewest calls
     assert "| **mirror** (chosen) | 2 | 5.90 | 0.930 |" in views_table_md(table, "mirror")
+
+
+CARD = """# multitask: model card
+
+- **task**: multitask
+- **version**: 0.3.0
+
+## Outputs
+
+| output | kind | labels | thresholds | not shown (unreliable) |
+|---|---|---|---|---|
+| gender | sigmoid | female | 0.58 | - |
+
+## Rebuild
+
+```bash
+face-train fit multitask --out runs/x
+face-convert runs/x --quant int8 --out models/multitask
+```
+"""
+
+
+def test_the_views_section_goes_after_the_facts_and_replaces_an_earlier_one():
+    from trainer.multitask.bundle_views import with_facts, with_rebuild_line, with_views_section
+
+    card = with_facts(with_rebuild_line(CARD, "face-train views models/multitask --data D"), "0.3.1", 0.42)
+    card = with_views_section(card, "## Test-time views (version 0.3.1)\n\nfirst\n")
+    assert card.index("- **version**: 0.3.1") < card.index("## Test-time views") < card.index("## Outputs")
+    assert "| gender | sigmoid | female | 0.42 | - |" in card
+    assert card.count("face-train views models/multitask --data D") == 1
+    assert card.index("--out models/multitask\nface-train views") > 0 and card.rstrip().endswith("```")
+    again = with_views_section(with_rebuild_line(card, "face-train views models/multitask --data E"),
+                               "## Test-time views (version 0.3.2)\n\nsecond\n")
+    assert "first" not in again and again.count("## Test-time views") == 1 and "second" in again
+    assert "--data D" not in again and again.count("face-train views") == 1
+
+
+def test_views_are_refused_for_a_signed_or_non_multitask_bundle(tmp_path):
+    from tests.helpers.tiny_bundles import attribute_heads, build_bundle
+    from trainer.errors import DataError
+    from trainer.multitask.bundle_views import tune_bundle_views
+
+    attributes = build_bundle(tmp_path / "attributes", "attributes", "attributes", attribute_heads())
+    with pytest.raises(DataError, match="views are chosen for multitask bundles"):
+        tune_bundle_views(attributes, tmp_path)
+    signed = tmp_path / "signed"
+    shutil.copytree(SHIPPED, signed)
+    (signed / "manifest.sig").write_bytes(b"x")
+    with pytest.raises(DataError, match="is signed"):
+        tune_bundle_views(signed, tmp_path)
+    with pytest.raises(DataError, match="UTKFace not found"):
+        tune_bundle_views(SHIPPED, tmp_path)
