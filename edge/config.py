@@ -59,6 +59,7 @@ class ModelSettings:
     runtime: str = "auto"              # auto | ai_edge_litert | tflite_runtime | tensorflow
     num_threads: int = 1
     public_key: Optional[str] = None   # Ed25519 public key: unsigned bundles are refused when set
+    views: bool = True                 # average over the test-time views a bundle lists (false: one call per face)
 
 
 @dataclass

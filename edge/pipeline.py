@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -33,6 +33,7 @@ from .models import FaceModel
 from .overlay import FaceSummary, draw_faces, draw_status, face_summary, status_frame
 from .runtime import get_runtime
 from .sinks import EventSink, FrameSink
+from .views import PLAIN
 from .sources import ImageFolder, Source, make_source
 from .track import IouTracker, Track, iou
 
@@ -92,6 +93,8 @@ def load_models(settings: Settings, names: Optional[Sequence[str]] = None) -> tu
     for name in names:
         try:
             bundle = load_bundle(Path(cfg.dir) / name, public_key)
+            if not cfg.views:  # faster, at the bundle's one-call figures (its card gives both)
+                bundle = replace(bundle, manifest=replace(bundle.manifest, views=PLAIN))
             runtime = get_runtime(cfg.runtime)
             models[name] = FaceModel(bundle, runtime, cfg.num_threads)
         except FaceEdgeError as exc:

@@ -166,3 +166,18 @@ def test_views_are_refused_for_a_signed_or_non_multitask_bundle(tmp_path):
         tune_bundle_views(signed, tmp_path)
     with pytest.raises(DataError, match="UTKFace not found"):
         tune_bundle_views(SHIPPED, tmp_path)
+
+
+def test_models_views_false_runs_one_call_per_face(tmp_path):
+    from edge.config import settings_from_dict
+    from edge.pipeline import load_models
+
+    _bundle(tmp_path, PRESETS["crops"], "multitask")
+    on, errors = load_models(settings_from_dict({"models": {"dir": str(tmp_path), "bundles": ["multitask"]}}))
+    off, _ = load_models(settings_from_dict({"models": {"dir": str(tmp_path), "bundles": ["multitask"],
+                                                        "views": False}}))
+    assert not errors and on["multitask"].manifest.views == PRESETS["crops"] and off["multitask"].manifest.views == PLAIN
+    face = _face()
+    single = off["multitask"].raw_outputs(off["multitask"].preprocess(face))
+    for got, y in zip(off["multitask"].outputs(face), single):
+        np.testing.assert_array_equal(got, y)
