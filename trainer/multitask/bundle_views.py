@@ -142,7 +142,9 @@ def views_section(table: dict[str, dict[str, Any]], chosen: str, held: dict[str,
         f"**{held['ethnicity_accuracy']:.3f}**, age groups {held['age_group_accuracy']:.3f} "
         f"({held['n_utkface']} UTKFace, {held['n_fer2013']} FER2013 faces). These replace `metrics.heldout_int8` in "
         "the manifest; the one-call figures are kept as `heldout_int8_one_call`, and the sections below describe "
-        "the model as converted, one call per face.", ""])
+        "the model as converted, one call per face (float vs int8 included: the views average the outputs of that "
+        "same int8 network, and only the bundle, not the float model, is measured here). `models.views: false` in "
+        "edge.yaml runs one call per face, at the one-call figures.", ""])
 
 
 def with_views_section(card: str, section: str) -> str:
