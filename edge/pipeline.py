@@ -33,9 +33,9 @@ from .models import FaceModel
 from .overlay import FaceSummary, draw_faces, draw_status, face_summary, status_frame
 from .runtime import get_runtime
 from .sinks import EventSink, FrameSink
-from .views import PLAIN
 from .sources import ImageFolder, Source, make_source
 from .track import IouTracker, Track, iou
+from .views import PLAIN
 
 log = logging.getLogger("face-edge.pipeline")
 

@@ -28,7 +28,7 @@ def bundle_outputs(bundle_dir: str | Path, faces_rgb: np.ndarray, threads: int =
 def face_model_outputs(model: FaceModel, faces_rgb: np.ndarray) -> dict[str, np.ndarray]:
     """Return {output name: N x K} of a loaded FaceModel on RGB uint8 crops.
 
-    The outputs are what the device computes: flip-averaged when the manifest says so.
+    The outputs are what the device computes: averaged over the manifest's test-time views, if any.
     """
     rows: dict[str, list[np.ndarray]] = {o.name: [] for o in model.manifest.outputs}
     for face in faces_rgb:

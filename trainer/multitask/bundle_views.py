@@ -27,9 +27,8 @@ from converters.parity import latency_ms
 
 from ..bundle_eval import face_model_outputs
 from ..errors import DataError
-from ..evaluate.classification import tune_thresholds
 from . import report
-from .views_choice import FIGURES, choose_views, views_table_md
+from .views_choice import averaged, choose_views, distinct_views, score_presets, views_table_md
 
 CARD_HEADING = "## Test-time views"
 
@@ -39,11 +38,6 @@ def per_view_outputs(model: FaceModel, faces_rgb: np.ndarray, views: list[View])
     if model.manifest.views != PLAIN:
         raise ValueError("per_view_outputs needs a FaceModel without views")
     return {view: face_model_outputs(model, np.stack([apply_view(f, view) for f in faces_rgb])) for view in views}
-
-
-def averaged(per_view: dict[View, dict[str, np.ndarray]], views: tuple[View, ...]) -> dict[str, np.ndarray]:
-    """Return the outputs averaged over ``views`` (each already in ``per_view``)."""
-    return {h: np.mean([per_view[v][h] for v in views], axis=0) for h in per_view[views[0]]}
 
 
 def _split_data(manifest: Any, data_dir: Path, cache_dir: Optional[str]) -> Any:
@@ -81,15 +75,8 @@ def tune_bundle_views(bundle_dir: str | Path, data_dir: str | Path, version: Opt
     data = _split_data(manifest, Path(data_dir), cache_dir)
     model = FaceModel(replace(bundle, manifest=replace(manifest, views=PLAIN)), get_runtime("ai_edge_litert"),
                       num_threads=threads)
-    distinct = list(dict.fromkeys(v for views in PRESETS.values() for v in views))
     val, test = data.splits["val"], data.splits["test"]
-    val_views = per_view_outputs(model, val.faces, distinct)
-    table: dict[str, dict[str, Any]] = {}
-    for name, views in sorted(PRESETS.items(), key=lambda kv: len(kv[1])):
-        out = averaged(val_views, views)
-        threshold = float(tune_thresholds(val.gender.reshape(-1, 1), out["gender"].reshape(-1, 1))[0])
-        summary = report.head_metrics(out, val.labels(), threshold)["summary"]
-        table[name] = {**{k: float(summary[k]) for k in FIGURES}, "calls": len(views), "gender_threshold": threshold}
+    table = score_presets(per_view_outputs(model, val.faces, distinct_views(PRESETS)), val.labels())
     chosen = choose_views(table)
     views, threshold = PRESETS[chosen], table[chosen]["gender_threshold"]
     test_out = averaged(per_view_outputs(model, test.faces, list(views)), views)
@@ -102,13 +89,13 @@ def tune_bundle_views(bundle_dir: str | Path, data_dir: str | Path, version: Opt
     metrics["heldout_int8"] = scores["summary"]
     metrics["fairness_max_gap_int8"] = {g: t["max_gap"] for g, t in tables.items()}
     metrics["views_val_int8"] = table
-    outputs = tuple(replace(o, thresholds=(threshold,)) if o.name == "gender" else o for o in manifest.outputs)
-    new = replace(manifest, views=views, outputs=outputs, metrics=metrics, version=version or manifest.version)
-    device = FaceModel(replace(bundle, manifest=new), get_runtime("ai_edge_litert"), num_threads=1)
+    device = FaceModel(replace(bundle, manifest=replace(manifest, views=views)), get_runtime("ai_edge_litert"),
+                       num_threads=1)
     ms = latency_ms(device, test.faces)
     metrics["size_latency"] = {**(metrics.get("size_latency") or {}), "int8_model_calls_per_face": len(views),
                                "int8_ms_per_face": ms}
-    new = replace(new, metrics=metrics)
+    outputs = tuple(replace(o, thresholds=(threshold,)) if o.name == "gender" else o for o in manifest.outputs)
+    new = replace(manifest, views=views, outputs=outputs, metrics=metrics, version=version or manifest.version)
     command = f"face-train views {folder} --data {data_dir}" + (f" --version {version}" if version else "")
     with staging_folder(folder) as tmp:
         shutil.copytree(folder, tmp, dirs_exist_ok=True)

@@ -5,7 +5,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edge.views import PRESETS
+from edge.views import PRESETS, View
 
 from ..evaluate.classification import tune_thresholds
 from . import report
@@ -14,18 +14,36 @@ from . import report
 FIGURES = {"age_mae": True, "gender_accuracy": False, "emotion_accuracy": False, "ethnicity_accuracy": False}
 
 
-def compare_views(model: Any, faces: np.ndarray, labels: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-    """Return {preset: {figure: value, "calls": n, "gender_threshold": t}} of the Keras model on validation faces.
+def distinct_views(presets: Mapping[str, tuple[View, ...]]) -> list[View]:
+    """Return every view the presets use, once each, in first-use order."""
+    return list(dict.fromkeys(v for views in presets.values() for v in views))
 
-    Each preset's gender threshold is tuned on these same outputs, as fit then does for the chosen one.
+
+def averaged(per_view: Mapping[View, Mapping[str, np.ndarray]], views: tuple[View, ...]) -> dict[str, np.ndarray]:
+    """Return the outputs averaged over ``views`` (each already in ``per_view``)."""
+    return {h: np.mean([per_view[v][h] for v in views], axis=0) for h in per_view[views[0]]}
+
+
+def score_presets(per_view: Mapping[View, Mapping[str, np.ndarray]], labels: Mapping[str, np.ndarray],
+                  presets: Mapping[str, tuple[View, ...]] = PRESETS) -> dict[str, dict[str, Any]]:
+    """Return {preset: {figure: value, "calls": n, "gender_threshold": t}} from per-view outputs on validation faces.
+
+    Each preset's gender threshold is tuned on its own averaged outputs, the figures taken at it.
     """
     table: dict[str, dict[str, Any]] = {}
-    for name, views in sorted(PRESETS.items(), key=lambda kv: len(kv[1])):
-        out = report.keras_outputs(model, faces, views=views)
+    for name, views in sorted(presets.items(), key=lambda kv: len(kv[1])):
+        out = averaged(per_view, views)
         threshold = float(tune_thresholds(np.asarray(labels["gender"]).reshape(-1, 1), out["gender"].reshape(-1, 1))[0])
         summary = report.head_metrics(out, labels, threshold)["summary"]
         table[name] = {**{k: float(summary[k]) for k in FIGURES}, "calls": len(views), "gender_threshold": threshold}
     return table
+
+
+def compare_views(model: Any, faces: np.ndarray, labels: Mapping[str, np.ndarray],
+                  presets: Mapping[str, tuple[View, ...]] = PRESETS) -> dict[str, dict[str, Any]]:
+    """Return :func:`score_presets` of the Keras model on validation faces (each distinct view run once)."""
+    per_view = {v: report.keras_outputs(model, faces, views=(v,)) for v in distinct_views(presets)}
+    return score_presets(per_view, labels, presets)
 
 
 def choose_views(table: Mapping[str, Mapping[str, Any]]) -> str:

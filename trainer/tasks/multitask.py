@@ -173,9 +173,8 @@ def fit(args: argparse.Namespace) -> Run:
     from .. import fit as fitting
     from ..augment import parse_augment_arg
     from ..data.multitask import DETECT_PAD, load_multitask
-    from ..evaluate.classification import tune_thresholds
     from ..losses.multitask import make_weighting
-    from ..multitask import features, images, report
+    from ..multitask import features, images
     from ..multitask.model import MultitaskTrainer, build_models, clean_copy
     from ..multitask.spec import KINDS, output_specs
     from ..multitask.views_choice import choose_views, compare_views
@@ -249,15 +248,12 @@ def fit(args: argparse.Namespace) -> Run:
     model = clean_copy(models, **build_kwargs)
 
     # Gender threshold tuned on validation, on the full model's own outputs as the device computes them.
-    views_comparison = None
-    if args.views == "auto":
-        views_comparison = compare_views(model, val.faces, val.labels())
-        views_name = choose_views(views_comparison)
-        threshold = float(views_comparison[views_name]["gender_threshold"])
-    else:
-        views_name = args.views
-        val_gender = report.keras_outputs(model, val.faces, views=PRESETS[views_name])["gender"]
-        threshold = float(tune_thresholds(val.gender.reshape(-1, 1), val_gender.reshape(-1, 1))[0])
+    # The gender threshold is tuned on validation with the views the device will average over.
+    candidates = PRESETS if args.views == "auto" else {args.views: PRESETS[args.views]}
+    table = compare_views(model, val.faces, val.labels(), candidates)
+    views_name = choose_views(table)
+    threshold = float(table[views_name]["gender_threshold"])
+    views_comparison = table if args.views == "auto" else None
     views = PRESETS[views_name]
 
     rng = np.random.default_rng(args.seed)
