@@ -20,8 +20,9 @@ from .errors import BundleError
 from .views import PLAIN, View, parse_views, views_to_list
 
 SCHEMA_VERSION = 1
-TASKS = ("attributes", "multitask", "embedding", "distortion")
-OUTPUT_KINDS = ("sigmoid", "softmax", "regression", "embedding")
+TASKS = ("attributes", "multitask", "embedding", "distortion", "landmarks")
+# landmarks: x0, y0, x1, y1, ... as fractions of the crop side (edge.align)
+OUTPUT_KINDS = ("sigmoid", "softmax", "regression", "embedding", "landmarks")
 COLOR_ORDERS = ("rgb", "bgr", "gray")
 MANIFEST = "manifest.yaml"
 SIGNATURE = "manifest.sig"

@@ -55,7 +55,7 @@ class ModelSettings:
     """Which bundles run and how."""
 
     dir: str = "models"
-    bundles: list = field(default_factory=lambda: ["attributes", "multitask", "embedding"])
+    bundles: list = field(default_factory=lambda: ["attributes", "multitask", "landmarks", "embedding"])
     runtime: str = "auto"              # auto | ai_edge_litert | tflite_runtime | tensorflow
     num_threads: int = 1
     public_key: Optional[str] = None   # Ed25519 public key: unsigned bundles are refused when set

@@ -1,8 +1,8 @@
-"""Face models driven only by their bundle's manifest (attributes, multitask, embedding, distortion).
+"""Face models driven only by their bundle's manifest (attributes, multitask, embedding, distortion, landmarks).
 
 A :class:`FaceModel` turns a face crop into a :class:`Prediction`: for each output of
-the manifest, sigmoid scores per label, softmax probabilities, a regression value or an
-L2-normalised embedding. Preprocessing, quantization, labels and thresholds come from the
+the manifest, sigmoid scores per label, softmax probabilities, a regression value, an
+L2-normalised embedding or landmark points. Preprocessing, quantization, labels and thresholds come from the
 manifest and the model's tensors; there is no model-specific code here.
 """
 from __future__ import annotations
@@ -29,6 +29,8 @@ class HeadResult:
     value: Optional[float] = None
     vector: Optional[np.ndarray] = None
     unit: str = ""
+    points: Optional[np.ndarray] = None   # landmarks: K x 2, fractions of the crop side
+
 
     def top(self) -> tuple[str, float]:
         """Return the (label, probability) with the highest score of a softmax head."""
@@ -114,8 +116,13 @@ class FaceModel:
 
     @property
     def task(self) -> str:
-        """Return the model's task (attributes, multitask, embedding, distortion)."""
+        """Return the model's task (attributes, multitask, embedding, distortion, landmarks)."""
         return self.manifest.task
+
+    @property
+    def multiply_accumulates(self) -> int:
+        """Return the multiply-accumulates of one face (every test-time view): what a board's speed scales with."""
+        return multiply_accumulates(self.interpreter) * len(self.manifest.views)
 
     def preprocess(self, crop_bgr: np.ndarray) -> np.ndarray:
         """Return the input tensor (batch of 1) for a BGR uint8 face crop."""
@@ -164,6 +171,30 @@ class FaceModel:
         return Prediction(model=self.name, heads=heads)
 
 
+def multiply_accumulates(interpreter: Any) -> int:
+    """Return the multiply-accumulates of one invocation of a TFLite interpreter (its convolution,
+    depthwise convolution, transposed convolution and fully connected ops; the rest is small)."""
+    shapes = {}
+    for detail in interpreter.get_tensor_details():
+        shapes[detail["index"]] = tuple(int(v) for v in detail["shape"])
+    total = 0
+    for op in interpreter._get_ops_details():  # no public API lists the ops with their tensors
+        name = op["op_name"]
+        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
+            continue
+        weights = shapes.get(int(op["inputs"][1]), ())
+        out = shapes.get(int(op["outputs"][0]), ())
+        if not weights or not out:
+            continue
+        if name == "FULLY_CONNECTED":
+            total += int(np.prod(out)) * int(weights[-1])
+        elif name == "DEPTHWISE_CONV_2D":
+            total += int(np.prod(out)) * weights[1] * weights[2]
+        else:
+            total += int(np.prod(out)) * int(np.prod(weights[1:]))
+    return total
+
+
 def dequantize(tensor: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Return an output tensor as a flat float32 vector (integer tensors through scale and zero point)."""
     y = np.asarray(tensor)
@@ -184,6 +215,10 @@ def interpret_output(spec: OutputSpec, y: np.ndarray) -> HeadResult:
         return HeadResult(spec.name, spec.kind, scores=scores)
     if spec.kind == "regression":
         return HeadResult(spec.name, spec.kind, value=float(y[0]), unit=spec.unit)
+    if spec.kind == "landmarks":
+        if y.size % 2:
+            raise BundleError(f"output {spec.name}: {y.size} values cannot be (x, y) landmark pairs")
+        return HeadResult(spec.name, spec.kind, points=y.reshape(-1, 2).astype(np.float32))
     return HeadResult(spec.name, spec.kind, vector=unit_embedding(y, spec))
 
 

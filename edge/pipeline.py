@@ -26,9 +26,11 @@ import numpy as np
 
 from .bundle import load_bundle, load_public_key
 from .config import Settings
-from .crop import Box, CropSpec, crop_face
+from .align import Landmarker
+from .crop import Box
 from .detect import HaarDetector
 from .errors import FaceEdgeError, GalleryError
+from .look import embedding_model, landmarker_of, look_at
 from .models import FaceModel
 from .overlay import FaceSummary, draw_faces, draw_status, face_summary, status_frame
 from .runtime import get_runtime
@@ -55,6 +57,7 @@ class StageTimes:
     totals: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     frames: int = 0
     model_runs: int = 0          # face crops passed through the models
+    align_skipped: int = 0       # looks at a face that aligned models skipped (too small, landmarks off the face)
     frame_s: deque = field(default_factory=lambda: deque(maxlen=20000))
 
     def mean_ms(self) -> dict[str, float]:
@@ -69,6 +72,7 @@ class StageTimes:
         self.totals = {s: 0.0 for s in STAGES}
         self.frames = 0
         self.model_runs = 0
+        self.align_skipped = 0
         self.frame_s.clear()
 
 
@@ -124,6 +128,7 @@ class Pipeline:
         self.frame_index = 0
         self.fps: Optional[float] = None
         self.models: dict[str, FaceModel] = {}
+        self.landmarker: Optional[Landmarker] = None
         self.gallery: Any = None
         self.model_errors: list[str] = []
         self._pending: Optional[tuple[dict[str, FaceModel], Any]] = None
@@ -160,6 +165,11 @@ class Pipeline:
 
     def _install(self, models: dict[str, FaceModel], gallery: Any, errors: list[str]) -> list[str]:
         self.models, self.gallery = models, gallery
+        self.landmarker = landmarker_of(models)
+        aligned = [n for n, m in models.items() if m.manifest.crop.aligned]
+        if aligned and self.landmarker is None:
+            log.warning("%s aligns faces by their landmarks, but no landmarks bundle is loaded: it is skipped "
+                        "(add 'landmarks' to models.bundles)", ", ".join(aligned))
         if models:
             log.info("models: %s (runtime %s, %d thread%s)",
                      ", ".join(f"{n} v{m.manifest.version}" for n, m in models.items()),
@@ -170,7 +180,7 @@ class Pipeline:
         return errors
 
     def _open_gallery(self, models: dict[str, FaceModel]) -> Any:
-        model = self.embedding_model(models)
+        model = embedding_model(models)
         if model is None:
             return None
         path = Path(self.settings.recognition.gallery)
@@ -188,14 +198,6 @@ class Pipeline:
             return None
         log.info("recognition: %d people in %s, threshold %.3f", len(gallery.names()), path, gallery.threshold)
         return gallery
-
-    @staticmethod
-    def embedding_model(models: dict[str, FaceModel]) -> Optional[FaceModel]:
-        """Return the first model whose task is ``embedding`` (the one recognition uses), or None."""
-        for model in models.values():
-            if model.task == "embedding":
-                return model
-        return None
 
     def reload_models(self, names: Optional[Sequence[str]] = None) -> list[str]:
         """Load ``names`` (default: every configured bundle) beside the running models and swap them in
@@ -370,32 +372,25 @@ class Pipeline:
         if not self.models:
             return
         refresh = self.settings.tracker.refresh_every
-        embedder = self.embedding_model(self.models) if self.gallery is not None else None
+        landmarker = self.landmarker
+        if landmarker is not None and landmarker.model.name in self._failed_models:
+            landmarker = None
         for track in tracks:
             if not track.due(self.frame_index, refresh):
                 continue
             track.last_run = self.frame_index
-            crops: dict[CropSpec, np.ndarray] = {}
-            for name, model in self.models.items():
-                if name in self._failed_models:
-                    continue
-                spec = model.manifest.crop
-                try:
-                    if spec not in crops:
-                        crops[spec] = crop_face(frame, track.box, spec)
-                    prediction = model.predict(crops[spec])
-                except Exception as exc:  # one broken model must not stop the loop
-                    self._failed_models.add(name)
-                    log.error("model %s failed on a face and is switched off until a reload: %s",
-                              name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                    continue
+            look = look_at(frame, track.box, self.models, landmarker, self.gallery, frozenset(self._failed_models))
+            for name, error in look.failed.items():
+                self._failed_models.add(name)
+                log.error("model %s failed on a face and is switched off until a reload: %s", name, error)
+            for name, reason in look.skipped.items():
+                log.debug("track %d: %s skipped this look: %s", track.id, name, reason)
+            self.times.align_skipped += int(bool(look.skipped))
+            for prediction in look.predictions:
                 track.add_prediction(prediction)
                 self.times.model_runs += 1
-                if model is embedder:
-                    vector = next((h.vector for h in prediction.heads.values() if h.vector is not None), None)
-                    if vector is not None:
-                        match = self.gallery.match(vector)
-                        track.add_identity(match.name, match.distance)
+            if look.match is not None:
+                track.add_identity(look.match.name, look.match.distance)
 
     def manifests(self) -> dict[str, Any]:
         """Return {model name: manifest} of the running models."""
@@ -459,7 +454,7 @@ class Pipeline:
                 "source": None if self.source is None else self.source.name,
                 "lost": bool(self.source is not None and self.source.lost),
                 "models": {n: str(m.manifest.version) for n, m in self.models.items()},
-                "recognition": self.gallery is not None}
+                "recognition": self.gallery is not None, "align_skipped": self.times.align_skipped}
 
 
 def stop_on_signals(pipeline: Pipeline, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> dict[int, Any]:

@@ -22,16 +22,17 @@ from edge.sinks import EventSink
 from edge.sources import DEMO_CLIP, UsbCamera, VideoFile
 from edge.track import iou
 
-from .helpers.tiny_bundles import (build_attributes_bundle, build_embedding_bundle, build_multitask_bundle,
-                                   corrupt_model, edit_manifest)
+from .helpers.tiny_bundles import (build_attributes_bundle, build_embedding_bundle, build_landmarks_bundle,
+                                   build_multitask_bundle, corrupt_model, edit_manifest)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    """Return a folder with the three tiny bundles (built once per module, converted once per machine)."""
+    """Return a folder with the four tiny bundles (built once per module, converted once per machine)."""
     root = tmp_path_factory.mktemp("built")
     build_attributes_bundle(root / "attributes", unreliable=("Young",))
     build_multitask_bundle(root / "multitask")
+    build_landmarks_bundle(root / "landmarks")
     build_embedding_bundle(root / "embedding")
     return root
 
@@ -71,7 +72,7 @@ def test_demo_with_all_models_runs_them_only_when_due(models_dir, tmp_path):
     s = _settings(models_dir, tmp_path, refresh_every=8)
     s.detector.scale_factor = 1.2                     # fewer pyramid levels: a faster test
     pipeline = Pipeline(s)
-    assert sorted(pipeline.models) == ["attributes", "embedding", "multitask"]
+    assert sorted(pipeline.models) == ["attributes", "embedding", "landmarks", "multitask"]
     assert pipeline.runtime_label() == "ai_edge_litert x1"
     seen = []
     pipeline.on_frame.append(lambda p, i: seen.append((i, len(p.tracker.visible()))))
@@ -172,7 +173,7 @@ def test_reload_swaps_models_between_frames_without_reopening_the_source(models_
     assert results["ok"] == [] and results["at_once"] == "2" and results["after"] == "2"
     assert len(results["bad"]) == 1 and "sha256" in results["bad"][0]
     assert results["kept"] == "2"                          # a failed reload keeps the running model
-    assert sorted(pipeline.models) == ["attributes", "embedding", "multitask"]
+    assert sorted(pipeline.models) == ["attributes", "embedding", "landmarks", "multitask"]
     assert CountingClip.opens == 1
 
 

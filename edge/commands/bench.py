@@ -71,7 +71,7 @@ def measure(settings: Any, frames: int = 300, warmup: int = 10, uri: Optional[st
     Files play unpaced and looped. Model ms/face are measured on crops of faces the detector
     finds in the first frames (the frame centre when it finds none).
     """
-    from ..crop import crop_face
+    from ..align import AlignmentError, FaceInputs
     from ..pipeline import Pipeline
     from ..sources import make_source
 
@@ -106,10 +106,13 @@ def measure(settings: Any, frames: int = 300, warmup: int = 10, uri: Optional[st
         crops_by_model = {}
         for name, model in models.items():
             spec = model.manifest.crop
-            if sample:
-                crops_by_model[name] = [crop_face(f, box, spec) for f, box in sample]
-            else:
-                crops_by_model[name] = [np.full((spec.size, spec.size, 3), 128, np.uint8)]
+            crops = []
+            for f, box in sample:
+                try:
+                    crops.append(FaceInputs(f, box, pipeline.landmarker).crop(spec))
+                except AlignmentError:
+                    continue
+            crops_by_model[name] = crops or [np.full((spec.size, spec.size, 3), 128, np.uint8)]
         model_ms = {name: model_ms_per_face({name: models[name]}, crops_by_model[name])[name] for name in models}
         runtime = next(iter(models.values())).runtime if models else None
         w, h = (sample[0][0].shape[1], sample[0][0].shape[0]) if sample else (settings.source.width,

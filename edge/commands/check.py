@@ -94,6 +94,13 @@ def run(args: argparse.Namespace) -> int:
             rows.append((FAIL, "model", f"{name}: loads but fails to run ({_first(exc)})"))
     if not bundles:
         rows.append((INFO, "model", "no bundles configured: detection only"))
+    aligned = [n for n, m in models.items() if m.manifest.crop.aligned]
+    landmarks = [n for n, m in models.items() if m.task == "landmarks"]
+    if aligned and not landmarks:
+        rows.append((FAIL, "model", f"{', '.join(aligned)}: aligns faces by their landmarks, but no landmarks "
+                                    "bundle is loaded: add 'landmarks' to models.bundles"))
+    elif aligned:
+        rows.append((OK, "model", f"{', '.join(aligned)}: faces aligned by {landmarks[0]}'s five points"))
 
     embedder = next((m for m in models.values() if m.task == "embedding"), None)
     gallery_path = Path(settings.recognition.gallery)

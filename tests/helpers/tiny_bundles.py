@@ -1,4 +1,4 @@
-"""Tiny but real TFLite model bundles for tests: attributes, multitask and embedding.
+"""Tiny but real TFLite model bundles for tests: attributes, multitask, embedding and landmarks.
 
 Each builder makes a small random-weight Keras network, converts it with TensorFlow's
 TFLite converter (``quant="int8"``: full-integer with a uint8 input, the way shipped
@@ -48,12 +48,13 @@ class Head:
     """One output of a tiny model: its manifest name, kind, width and labels."""
 
     name: str
-    kind: str                          # sigmoid | softmax | regression | embedding
+    kind: str                          # sigmoid | softmax | regression | embedding | landmarks
     units: int
     labels: tuple[str, ...] = ()
     thresholds: tuple[float, ...] = ()
     unreliable: tuple[str, ...] = ()
     unit: str = ""
+    constant: tuple[float, ...] = ()   # landmarks: the (almost) fixed output, whatever the face
 
     def spec(self) -> OutputSpec:
         """Return the manifest OutputSpec of this head (tensor name = head name)."""
@@ -101,6 +102,11 @@ def keras_model(spec: BuildSpec) -> Any:
             # Spread the random output over a plausible range (e.g. ages 0..80) so tests see values.
             y = keras.layers.Dense(head.units, name=f"{head.name}_dense")(x)
             y = keras.layers.Rescaling(20.0, offset=35.0, name=head.name)(y)
+        elif head.constant:
+            # Tiny weights and the wanted points as bias: the same points (to ~1e-3) for every face.
+            y = keras.layers.Dense(head.units, name=head.name,
+                                   kernel_initializer=keras.initializers.RandomUniform(-1e-3, 1e-3),
+                                   bias_initializer=keras.initializers.Constant(list(head.constant)))(x)
         else:
             y = keras.layers.Dense(head.units, activation=activation, name=head.name)(x)
         outputs[head.name] = y
@@ -227,6 +233,19 @@ def build_embedding_bundle(folder: str | Path, name: str = "embedding", dim: int
     if threshold is not None:
         extra["recognition"] = {"threshold": float(threshold)}
     return build_bundle(folder, name, "embedding", (Head("embedding", "embedding", dim),), extra=extra, **kwargs)
+
+
+# dlib's 5-point template face (edge.crop.FIVE_POINT_TEMPLATE) placed in a box crop of margin 0.1: a plausible face.
+TEMPLATE_POINTS = (0.78, 0.38, 0.62, 0.39, 0.22, 0.38, 0.38, 0.39, 0.5, 0.68)
+
+
+def build_landmarks_bundle(folder: str | Path, name: str = "landmarks", points: Sequence[float] = TEMPLATE_POINTS,
+                           **kwargs: Any) -> Path:
+    """Build a ``landmarks`` bundle whose output is (almost) always ``points`` (x0, y0, ..., x4, y4 as fractions
+    of its crop), so tests know where it puts a face's landmarks. Returns its folder."""
+    kwargs.setdefault("crop", CropSpec(size=kwargs.get("size", 32), margin=0.1))
+    head = Head("landmarks", "landmarks", 10, constant=tuple(float(v) for v in points))
+    return build_bundle(folder, name, "landmarks", (head,), **kwargs)
 
 
 def corrupt_model(folder: str | Path, how: str = "truncate", keep_sha: bool = False) -> Path:
