@@ -177,11 +177,11 @@ def dataset_files(name: str, data_root: Path) -> tuple[list[Path], float, bool]:
         return sorted((data_root / "celeba_wild").glob("*/*.jpg")), 0.0, False
     if name == "celeba":
         return sorted((data_root / "celeba" / "img_align_celeba").glob("*.jpg")), 0.0, True
-    if name == "utkface":
-        return sorted((data_root / "utkface" / "UTKFace").glob("*.jpg")), 0.25, True
+    if name in ("utkface", "utkface_more"):
+        return sorted((data_root / name / "UTKFace").glob("*.jpg")), 0.25, True
     if name == "orl":
         return sorted((data_root / "orl").glob("s*/*.pgm")), 0.0, True
-    raise DataError(f"unknown teacher data set {name!r} (celeba_wild, celeba, utkface, orl)")
+    raise DataError(f"unknown teacher data set {name!r} (celeba_wild, celeba, utkface, utkface_more, orl)")
 
 
 def load_cache(name: str, cache_dir: Path = DEFAULT_DIR) -> dict[str, np.ndarray]:

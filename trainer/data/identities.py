@@ -138,3 +138,19 @@ def enroll_split(data: IdentitySet, per_person: int) -> tuple[list[int], list[in
         seen[ident] = seen.get(ident, 0) + 1
         (enroll if seen[ident] <= per_person else probe).append(i)
     return enroll, probe
+
+
+def celeba_wild_split(data_root: str | Path, holdout: int = 30, val: int = 10,
+                      seed: int = 1729) -> tuple[set[str], set[str]]:
+    """Return (held-out people, validation people) of shared celeba_wild: the recognition split.
+
+    The same seeded draws as the recogniser always used (``split_people`` with ``seed``, then
+    ``seed + 1`` for validation among the rest), so every model holds out the same people.
+    """
+    root = Path(data_root) / "celeba_wild"
+    people = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not people:
+        raise DataError(f"{root}: no people folders")
+    rest, held = split_people(people, holdout, seed)
+    _, val_people = split_people(rest, val, seed + 1)
+    return set(held), set(val_people)
