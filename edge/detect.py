@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import cv2
 import numpy as np
@@ -65,7 +65,8 @@ class HaarDetector:
         if grey is None:
             grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         f = self.downscale if downscale is None else float(downscale)
-        small = grey if f == 1.0 else cv2.resize(grey, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        interp = cv2.INTER_AREA if f < 1.0 else cv2.INTER_LINEAR
+        small = grey if f == 1.0 else cv2.resize(grey, None, fx=f, fy=f, interpolation=interp)
         small = cv2.equalizeHist(small)
         side = max(8, int(round((self.min_size if min_size is None else min_size) * f)))
         top = (0, 0) if max_size is None else (max(side, int(round(max_size * f))),) * 2
@@ -75,6 +76,26 @@ class HaarDetector:
         boxes = [(int(round(x / f)), int(round(y / f)), int(round(w / f)), int(round(h / f)))
                  for (x, y, w, h) in (found if len(found) else [])]
         return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
+
+
+STILL_MIN_FACE = 24        # photos: faces down to this many pixels (the cascades' own window)
+STILL_ENLARGE_BELOW = 800  # photos whose longer side is shorter are searched at twice their size
+
+
+def still_detector(settings: Any) -> HaarDetector:
+    """Return the detector for photos (enrollment, ``face-edge recognize``): the configured cascade and
+    settings, but at full resolution and for faces down to STILL_MIN_FACE pixels."""
+    return HaarDetector(settings.cascade, downscale=1.0, min_size=min(int(settings.min_size), STILL_MIN_FACE),
+                        scale_factor=settings.scale_factor, min_neighbors=settings.min_neighbors)
+
+
+def detect_still(detector: HaarDetector, image: np.ndarray) -> list[Box]:
+    """Return the faces of a photo, largest first: searched at twice its size when it is small, because
+    Haar finds faces near its 24-pixel window poorly (dlib's HOG detector enlarges photos the same way)."""
+    if image is None or image.size == 0:
+        return []
+    scale = 2.0 if max(image.shape[:2]) < STILL_ENLARGE_BELOW else 1.0
+    return detector.detect(image, downscale=scale)
 
 
 def detect_faces(frame: np.ndarray, cascade: str = "frontal_default", downscale: float = 1.0,

@@ -3,9 +3,9 @@
 A photo or frame is used only when it shows exactly one face that is sharp and frontal
 enough; otherwise it is skipped with a reason that names the file (or frame):
 
-- *one face*: faces are found with the configured Haar cascade (the same boxes as live,
-  so the crop matches what the pipeline will embed) and each must be confirmed by a second
-  frontal cascade (``alt2``, or ``frontal_default`` when alt2 is the configured one), which
+- *one face*: faces are found with the configured Haar cascade at full resolution, photos
+  smaller than 800 px enlarged twice, for faces down to 24 px (edge.detect.detect_still, as
+  ``face-edge recognize``), and each must be confirmed by a second frontal cascade (``alt2``, or ``frontal_default`` when alt2 is the configured one), which
   removes the Haar false positives on shirts and backgrounds that would otherwise make a
   one-person photo look like two;
 - *sharp*: the variance of the Laplacian of the grey face, resized to
@@ -15,8 +15,10 @@ enough; otherwise it is skipped with a reason that names the file (or frame):
   :data:`MAX_ROLL_DEG` and their midpoint lies within :data:`MAX_EYE_OFFSET` face widths of
   the face centre. This is a coarse check: no landmark model runs on the device.
 
-Each accepted face is cut with the embedding bundle's own crop spec and embedded with
-:class:`edge.models.FaceModel`; every embedding is kept in the gallery (see edge.gallery).
+Each accepted face is cut with the embedding bundle's own crop spec (an aligned chip from the
+``landmarks`` bundle's points when the bundle asks for one, edge.align) and embedded with
+:class:`edge.models.FaceModel`; every embedding is kept in the gallery (see edge.gallery). A face
+that cannot be aligned is skipped with the reason.
 """
 from __future__ import annotations
 
@@ -29,10 +31,11 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Union
 import cv2
 import numpy as np
 
+from .align import AlignmentError, FaceInputs, Landmarker
 from .bundle import Bundle, load_bundle, load_public_key, read_manifest
 from .config import Settings
 from .crop import Box, crop_face, iou, whole_image_box
-from .detect import HaarDetector
+from .detect import HaarDetector, detect_still, still_detector
 from .errors import BundleError, GalleryError
 from .gallery import PHOTO_SPEC, Gallery
 from .models import FaceModel
@@ -117,7 +120,7 @@ class FaceChecker:
     def faces(self, frame: np.ndarray, grey: Optional[np.ndarray] = None) -> list[Box]:
         """Return the boxes of the configured cascade that the confirming cascade also finds."""
         grey = grey if grey is not None else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes = self.detector.detect(frame, grey)
+        boxes = detect_still(self.detector, grey)
         return [b for b in boxes if self._confirmed(grey, b)]
 
     def _confirmed(self, grey: np.ndarray, box: Box) -> bool:
@@ -126,8 +129,8 @@ class FaceChecker:
         pad = w // 2
         x0, y0 = max(0, x - pad), max(0, y - pad)
         roi = grey[y0:y + h + pad, x0:x + w + pad]
-        # Sized to this face: ~160 px is plenty for a yes/no, and nothing much smaller is searched.
-        self.confirm.downscale = min(1.0, 160.0 / max(1, w))
+        # Sized to this face: ~160 px is plenty for a yes/no; small faces are enlarged up to twice.
+        self.confirm.downscale = min(2.0, 160.0 / max(1, w))
         self.confirm.min_size = max(8, int(w * 0.5))
         found = self.confirm.detect(roi, roi)
         return any(iou(box, (ox + x0, oy + y0, ow, oh)) >= CONFIRM_IOU for (ox, oy, ow, oh) in found)
@@ -187,12 +190,14 @@ def embedding_head(model: FaceModel) -> str:
 
 
 class Enroller:
-    """Turns photos or frames into gallery samples with one embedding model."""
+    """Turns photos or frames into gallery samples with one embedding model (and the landmarks that align its faces)."""
 
-    def __init__(self, model: FaceModel, checker: FaceChecker, keep_photos: bool = False):
+    def __init__(self, model: FaceModel, checker: FaceChecker, keep_photos: bool = False,
+                 landmarker: Optional[Landmarker] = None):
         self.model = model
         self.checker = checker
         self.keep_photos = keep_photos
+        self.landmarker = landmarker
         self.head = embedding_head(model)
 
     def embed_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
@@ -201,10 +206,14 @@ class Enroller:
         assert vector is not None
         return vector.astype(np.float32)
 
+    def embed_face(self, frame: np.ndarray, box: Box) -> np.ndarray:
+        """Return the embedding of the face in ``box`` (cut, or aligned, as the live loop cuts it); AlignmentError
+        when the face cannot be aligned."""
+        return self.embed_crop(FaceInputs(frame, box, self.landmarker).crop(self.model.manifest.crop))
+
     def embed_photo(self, photo: np.ndarray) -> np.ndarray:
         """Return the embedding of a kept PHOTO_SPEC crop, re-cut with this model's crop spec."""
-        box = whole_image_box(photo, PHOTO_SPEC)
-        return self.embed_crop(crop_face(photo, box, self.model.manifest.crop))
+        return self.embed_face(photo, whole_image_box(photo, PHOTO_SPEC))
 
     def sample(self, frame: np.ndarray, source: str) -> Union[Sample, Skipped]:
         """Return the Sample of one image, or Skipped with the reason."""
@@ -213,7 +222,10 @@ class Enroller:
             return Skipped(source, found.reason)
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        vector = self.embed_crop(crop_face(frame, found.box, self.model.manifest.crop))
+        try:
+            vector = self.embed_face(frame, found.box)
+        except AlignmentError as exc:
+            return Skipped(source, str(exc))
         photo = crop_face(frame, found.box, PHOTO_SPEC) if self.keep_photos else None
         return Sample(source, found.box, vector, found.sharpness, photo)
 
@@ -317,16 +329,30 @@ def embedding_bundle(settings: Settings, folder: Optional[str | Path] = None) ->
                       "install one (e.g. models/embedding) or pass --bundle")
 
 
+def landmarks_bundle(settings: Settings) -> Bundle:
+    """Return the verified landmarks bundle among ``models.bundles``; BundleError saying what to add when none."""
+    key = load_public_key(settings.models.public_key) if settings.models.public_key else None
+    root = Path(settings.models.dir)
+    for name in settings.models.bundles:
+        path = root / name
+        if (path / "manifest.yaml").is_file() and read_manifest(path).task == "landmarks":
+            return load_bundle(path, key)
+    raise BundleError(f"the embedding bundle aligns faces by their landmarks, but no landmarks bundle is among "
+                      f"models.bundles {settings.models.bundles} in {root}/: add 'landmarks' (models/landmarks)")
+
+
 def make_enroller(settings: Settings, bundle: Bundle, min_sharpness: float = MIN_SHARPNESS) -> Enroller:
-    """Return an Enroller for ``bundle`` using the configured detector at full resolution and runtime."""
+    """Return an Enroller for ``bundle``: photo detection (edge.detect.still_detector), the configured runtime,
+    and the landmarks bundle when ``bundle`` aligns its faces."""
     from .runtime import get_runtime
 
-    det = settings.detector
-    # Full resolution: enrollment runs once, so accuracy beats speed (faces in photos may be small).
-    detector = HaarDetector(det.cascade, downscale=1.0, min_size=det.min_size,
-                            scale_factor=det.scale_factor, min_neighbors=det.min_neighbors)
-    model = FaceModel(bundle, get_runtime(settings.models.runtime), settings.models.num_threads)
-    return Enroller(model, FaceChecker(detector, min_sharpness), keep_photos=settings.recognition.keep_photos)
+    runtime = get_runtime(settings.models.runtime)
+    model = FaceModel(bundle, runtime, settings.models.num_threads)
+    landmarker = None
+    if bundle.manifest.crop.aligned:
+        landmarker = Landmarker(FaceModel(landmarks_bundle(settings), runtime, settings.models.num_threads))
+    return Enroller(model, FaceChecker(still_detector(settings.detector), min_sharpness),
+                    keep_photos=settings.recognition.keep_photos, landmarker=landmarker)
 
 
 def reembed_gallery(gallery: Gallery, enroller: Enroller) -> int:

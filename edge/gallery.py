@@ -27,20 +27,27 @@ Threshold rule (first that applies):
    :data:`STRANGER_ACCEPT_RATE` quantile of these distances is a threshold at which about that
    share of strangers would be given a name. Because it looks at the *nearest* of all other
    people, it tightens as the gallery grows (more people = more chances for a stranger to
-   resemble one). It is bounded above by the model's verification threshold (manifest
-   ``recognition.threshold``, measured on held-out pairs; :data:`DEFAULT_THRESHOLD` when the
-   manifest has none), so matching is never looser than the model supports, and below by
-   :data:`FLOOR_FRACTION` of that ceiling, so a gallery of look-alikes does not make everybody
-   unknown;
-3. with fewer than two enrolled people there are no impostors: the model's threshold (or
+   resemble one); it catches galleries of look-alikes (a family) that the model's tail does not
+   know of, but it is held at least :data:`FLOOR_FRACTION` of the ceiling, so such a gallery
+   does not make everybody unknown.
+
+   Both are bounded above by the model's verification threshold (manifest
+   ``recognition.threshold``, measured on validation pairs; :data:`DEFAULT_THRESHOLD` when the
+   manifest has none), so matching is never looser than the model supports;
+3. with fewer than two enrolled people and no impostor tail: the model's threshold (or
    :data:`DEFAULT_THRESHOLD`).
 
-Why the nearest impostor and not all impostor pairs: in an open-set simulation with the dlib
-encoder on celeba_wild people (3 photos enrolled per person, 40 random galleries per size), the
-model's accuracy-optimal threshold named 13 % of strangers with 5 people enrolled, 41 % with
-20 and 63 % with 40; the 1st percentile of all impostor pairs barely helped (12 / 31 / 50 %).
-The nearest-impostor 5 % quantile named 9 / 8 / 6 % of strangers, at the cost of fewer
-enrolled faces named (93 / 88 / 80 % instead of 95 / 94 / 93 %).
+:meth:`Gallery.threshold_and_source` says which applied: ``config``, ``gallery``, ``floor`` (the
+gallery's own quantile was lower and the floor held it), ``model`` or ``default``;
+:func:`describe_threshold` turns that into the words ``face-edge gallery list`` prints.
+
+Why: the model's accuracy-optimal pair threshold names more strangers the more people are
+enrolled (a stranger has more chances to resemble someone). In an open-set simulation with
+the dlib ResNet on the 70 celeba_wild people that are not held out (3 photos enrolled per
+person, 80 random galleries per size), the pair threshold alone named 15 / 36 / 54 / 67 % of
+strangers with 2 / 15 / 30 / 50 people enrolled; the gallery's own 5 % nearest-impostor
+quantile 11 / 9 / 7 / 6 % (15 people: 95 % of enrolled faces named); the rule above
+4 / 3 / 2 / 1 % while naming 97 / 93 / 91 / 88 % of enrolled faces.
 
 Files are written atomically (temporary file in the same folder, fsync, ``os.replace``) with
 mode 0600, and the temporary file is read back and checked before it replaces the old one:
@@ -126,23 +133,76 @@ def model_threshold(manifest: Any) -> Optional[float]:
     return value if value is not None and 0.0 < value < 2.0 else None
 
 
-def calibrate_threshold(vectors: np.ndarray, owners: np.ndarray, ceiling: Optional[float] = None,
-                        rate: float = STRANGER_ACCEPT_RATE,
-                        floor_fraction: float = FLOOR_FRACTION) -> tuple[float, str]:
-    """Return (threshold, source) from the nearest impostor distances of a gallery (rule in the module docstring).
+def model_impostor_tail(manifest: Any) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Return (rates, distances) of an embedding manifest's ``recognition.impostor_tail``, if it has a valid one.
 
-    ``source`` is ``"gallery"`` when the impostors set it, ``"model"`` when the model's
+    ``distances[i]`` is the cosine distance at or below which a fraction ``rates[i]`` of pairs of
+    different people fall (both increasing).
+    """
+    extra = getattr(manifest, "extra", None) or {}
+    rec = extra.get("recognition") if isinstance(extra, Mapping) else None
+    tail = rec.get("impostor_tail") if isinstance(rec, Mapping) else None
+    try:
+        rates = np.asarray(tail["rates"], np.float64)
+        dists = np.asarray(tail["distances"], np.float64)
+    except (TypeError, KeyError, ValueError):
+        return None
+    if rates.ndim != 1 or rates.shape != dists.shape or len(rates) < 2 or np.any(np.diff(rates) <= 0) \
+            or np.any(np.diff(dists) < 0) or rates[0] <= 0 or rates[-1] >= 1:
+        return None
+    return rates, dists
+
+
+def model_calibration(manifest: Any) -> dict[str, Any]:
+    """Return the keyword arguments of Gallery / Gallery.load that an embedding manifest sets (its
+    threshold and impostor tail)."""
+    return {"model_threshold": model_threshold(manifest), "impostor_tail": model_impostor_tail(manifest)}
+
+
+def tail_threshold(tail: tuple[np.ndarray, np.ndarray], samples: int, rate: float = STRANGER_ACCEPT_RATE) -> float:
+    """Return the distance at which about ``rate`` of strangers match one of ``samples`` enrolled vectors."""
+    per_pair = 1.0 - (1.0 - rate) ** (1.0 / max(1, samples))
+    rates, dists = tail
+    return float(np.interp(np.log(per_pair), np.log(rates), dists))
+
+
+def calibrate_threshold(vectors: np.ndarray, owners: np.ndarray, ceiling: Optional[float] = None,
+                        rate: float = STRANGER_ACCEPT_RATE, floor_fraction: float = FLOOR_FRACTION,
+                        impostor_tail: Optional[tuple[np.ndarray, np.ndarray]] = None) -> tuple[float, str]:
+    """Return (threshold, source) for a gallery (rule in the module docstring).
+
+    ``source`` is ``"tail"`` when the model's impostor tail for this many samples set it,
+    ``"gallery"`` when the gallery's own nearest impostors did, ``"floor"`` when those would go
+    below ``floor_fraction`` of the ceiling and the floor holds them, ``"model"`` when the model's
     ceiling was used (as bound or for lack of impostors), ``"default"`` when neither exists.
     """
     top = float(ceiling) if ceiling is not None else DEFAULT_THRESHOLD
-    top_source = "model" if ceiling is not None else "default"
+    best, source = top, ("model" if ceiling is not None else "default")
+    if impostor_tail is not None and len(vectors):
+        t = tail_threshold(impostor_tail, len(vectors), rate)
+        if t < best:
+            best, source = t, "tail"
     nearest = nearest_impostor_distances(vectors, owners)
-    if nearest.size == 0:
-        return top, top_source
-    low = float(np.quantile(nearest, rate))
-    if low >= top:
-        return top, top_source
-    return max(low, floor_fraction * top), "gallery"
+    if nearest.size:
+        low = float(np.quantile(nearest, rate))
+        own, own_source = (floor_fraction * top, "floor") if low < floor_fraction * top else (low, "gallery")
+        if own < best:
+            best, source = own, own_source
+    return best, source
+
+
+def describe_threshold(threshold: float, source: str, ceiling: Optional[float] = None) -> str:
+    """Return the words for a threshold and its source, e.g. ``0.153 (calibrated from the gallery)``."""
+    why = {"config": "recognition.threshold in the config",
+           "tail": (f"calibrated for this many enrolled samples from the model's impostor distances: about "
+                    f"{STRANGER_ACCEPT_RATE:.0%} of strangers would be named"),
+           "gallery": (f"calibrated from the enrolled people's own look-alikes: about {STRANGER_ACCEPT_RATE:.0%} of "
+                       "strangers would be named"),
+           "floor": (f"the floor, {FLOOR_FRACTION:g} x the model's {ceiling:.3f}: enrolled people look so alike that "
+                     "the gallery's own calibration would be lower" if ceiling is not None else "the floor"),
+           "model": "the model's own threshold (the gallery allows no tighter one, or fewer than two people)",
+           "default": "the built-in default (the model's manifest has none)"}.get(source, source)
+    return f"{threshold:.3f} ({why})"
 
 
 def nearest_impostor_distances(vectors: np.ndarray, owners: np.ndarray) -> np.ndarray:
@@ -170,6 +230,12 @@ def people_count(n: int) -> str:
     return "1 person" if n == 1 else f"{n} people"
 
 
+def sample_count(n: int, adjective: str = "") -> str:
+    """Return "1 sample" / "n samples" ("1 new sample" with an adjective)."""
+    words = f"{adjective} sample" if adjective else "sample"
+    return f"1 {words}" if n == 1 else f"{n} {words}s"
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -179,13 +245,15 @@ class Gallery:
 
     def __init__(self, model_name: str, model_version: str, dim: Optional[int] = None,
                  path: Optional[Path] = None, threshold: Optional[float] = None,
-                 model_threshold: Optional[float] = None):
+                 model_threshold: Optional[float] = None,
+                 impostor_tail: Optional[tuple[np.ndarray, np.ndarray]] = None):
         self.model_name = str(model_name)
         self.model_version = str(model_version)
         self.dim = dim
         self.path = Path(path) if path is not None else None
         self.threshold_override = threshold
         self.model_threshold = model_threshold
+        self.impostor_tail = impostor_tail
         self.created = _now()
         self.photo_spec: Optional[CropSpec] = None
         self._people: list[str] = []
@@ -198,7 +266,8 @@ class Gallery:
     # ---- reading -------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, model_name: str, model_version: str, *,
-             threshold: Optional[float] = None, model_threshold: Optional[float] = None) -> "Gallery":
+             threshold: Optional[float] = None, model_threshold: Optional[float] = None,
+             impostor_tail: Optional[tuple[np.ndarray, np.ndarray]] = None) -> "Gallery":
         """Return the gallery at ``path`` for this model (an empty one when the file does not exist yet).
 
         GalleryError (one line) when the file is corrupt, or was made by another model: then
@@ -207,7 +276,7 @@ class Gallery:
         path = Path(path)
         if not path.exists():
             return cls(model_name, model_version, path=path, threshold=threshold,
-                       model_threshold=model_threshold)
+                       model_threshold=model_threshold, impostor_tail=impostor_tail)
         gallery = cls.read(path)
         if (gallery.model_name, gallery.model_version) != (str(model_name), str(model_version)):
             made = f"{gallery.model_name} v{gallery.model_version}"
@@ -220,6 +289,7 @@ class Gallery:
                                f"after moving {path.name} away")
         gallery.threshold_override = threshold
         gallery.model_threshold = model_threshold
+        gallery.impostor_tail = impostor_tail
         return gallery
 
     @classmethod
@@ -297,11 +367,12 @@ class Gallery:
         return self.threshold_and_source()[0]
 
     def threshold_and_source(self) -> tuple[float, str]:
-        """Return (threshold, where it comes from: config | gallery | model | default)."""
+        """Return (threshold, where it comes from: config | tail | gallery | floor | model | default)."""
         if self.threshold_override is not None:
             return float(self.threshold_override), "config"
         if self._calibrated is None:
-            self._calibrated = calibrate_threshold(self._vectors, self._owners, self.model_threshold)
+            self._calibrated = calibrate_threshold(self._vectors, self._owners, self.model_threshold,
+                                                   impostor_tail=self.impostor_tail)
         return self._calibrated
 
     def match(self, vector: np.ndarray) -> Match:
@@ -575,8 +646,8 @@ def open_gallery(recognition: Any, manifest: Any) -> Gallery:
     """Return the gallery of ``recognition.gallery`` for the embedding bundle's ``manifest``.
 
     The config's ``recognition.threshold`` overrides; the manifest's ``recognition.threshold``
-    bounds the calibrated threshold (see the module docstring).
+    bounds the calibrated threshold and its ``impostor_tail`` calibrates it (see the module docstring).
     """
     return Gallery.load(recognition.gallery, manifest.name, manifest.version,
-                        threshold=recognition.threshold, model_threshold=model_threshold(manifest))
+                        threshold=recognition.threshold, **model_calibration(manifest))
 

@@ -154,7 +154,9 @@ def test_nothing_usable_is_an_error_and_the_gallery_is_unchanged(tmp_path: Path,
     config = write_config(tmp_path, models_dir)
     assert face_edge("enroll", "nobody", "--from", str(folder), "--config", str(config)) == 2
     out = output(capsys)
-    assert "no usable face to enroll 'nobody'" in out and "blank.jpg" in out
+    # One line that says why and what to do, not a line per skipped photo.
+    assert out.count("\n") == 1 and "could not enroll nobody: no photo in" in out and "1x no face found" in out
+    assert "use 3-10 photos of nobody alone" in out
     assert not (tmp_path / "gallery" / "gallery.npz").exists()
 
 

@@ -7,8 +7,9 @@ from typing import Union
 
 from ..enroll import (MIN_SHARPNESS, EnrollResult, Sample, Skipped, add_to_gallery, consistency_warnings,
                       embedding_bundle, frames_from, make_enroller)
-from ..errors import SourceError
-from ..gallery import Gallery, check_name, gallery_lock, model_threshold, people_count
+from ..errors import GalleryError, SourceError
+from ..gallery import (Gallery, check_name, describe_threshold, gallery_lock, model_calibration, people_count,
+                       sample_count)
 from ..sources import open_source
 from . import add_config_options, load_config
 
@@ -53,12 +54,14 @@ def run(args: argparse.Namespace) -> int:
 
     def load() -> Gallery:
         return Gallery.load(rec.gallery, manifest.name, manifest.version, threshold=rec.threshold,
-                            model_threshold=model_threshold(manifest))
+                            **model_calibration(manifest))
 
     load()  # a corrupt gallery or one from another model is refused before any work
     enroller = make_enroller(settings, bundle, args.min_sharpness)
     if args.from_dir:
         result = enroller.from_folder(args.from_dir)
+        if not result.samples:
+            raise GalleryError(cannot_enroll(name, result, f"photo in {args.from_dir}"))
         for item in [*result.samples, *result.skipped]:
             _show(item)
     else:
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
                                           on_frame=lambda _i, item: _show(item) if isinstance(item, Sample) else None)
         finally:
             source.close()
+        if not result.samples:
+            raise GalleryError(cannot_enroll(name, result, "camera frame"))
         _summarise_skips(result)
     with gallery_lock(rec.gallery):  # re-read under the lock: another enrollment may have saved meanwhile
         gallery = load()
@@ -83,9 +88,21 @@ def run(args: argparse.Namespace) -> int:
         total = add_to_gallery(gallery, name, result, replace=args.replace)
         path = gallery.save()
     threshold, origin = gallery.threshold_and_source()
-    print(f"enrolled {name}: {len(result.samples)} new samples ({total} in all, {len(result.skipped)} skipped) "
-          f"in {path}; {people_count(len(gallery))}; unknown above cosine distance {threshold:.3f} ({origin})")
+    print(f"enrolled {name}: {sample_count(len(result.samples), 'new')} ({total} in all, {len(result.skipped)} skipped) "
+          f"in {path}; {people_count(len(gallery))}; unknown above cosine distance "
+          f"{describe_threshold(threshold, origin, gallery.model_threshold)}")
     return 0
+
+
+def cannot_enroll(name: str, result: EnrollResult, what: str) -> str:
+    """Return the one line that says why nothing of ``name`` could be enrolled and what to do."""
+    reasons: dict[str, int] = {}
+    for s in result.skipped:
+        reason = s.reason.split(" (")[0].split(";")[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    counts = ", ".join(f"{n}x {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return (f"could not enroll {name}: no {what} shows one sharp, frontal face ({counts or 'no images'}); "
+            f"use 3-10 photos of {name} alone, facing the camera, the face at least 24 px wide")
 
 
 def _summarise_skips(result: EnrollResult) -> None:

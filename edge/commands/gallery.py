@@ -8,7 +8,8 @@ from typing import Any, Optional
 from ..bundle import Manifest
 from ..config import Settings
 from ..errors import FaceEdgeError, GalleryError
-from ..gallery import Gallery, gallery_lock, model_threshold, people_count, write_atomic
+from ..gallery import (Gallery, describe_threshold, gallery_lock, model_calibration, people_count, sample_count,
+                       write_atomic)
 from . import add_config_options, load_config
 
 
@@ -63,16 +64,17 @@ def _list(args: argparse.Namespace, settings: Settings, path: Path) -> int:
     manifest = _configured_manifest(settings)
     gallery.threshold_override = settings.recognition.threshold
     if manifest is not None and (manifest.name, manifest.version) == (gallery.model_name, gallery.model_version):
-        gallery.model_threshold = model_threshold(manifest)
+        calibration = model_calibration(manifest)
+        gallery.model_threshold, gallery.impostor_tail = calibration["model_threshold"], calibration["impostor_tail"]
     threshold, origin = gallery.threshold_and_source()
     photos = ", photos kept" if gallery.has_photos else ""
     print(f"{path}: model {gallery.model_name} v{gallery.model_version}, {people_count(len(gallery))}{photos}; "
-          f"unknown above cosine distance {threshold:.3f} ({origin})")
+          f"unknown above cosine distance {describe_threshold(threshold, origin, gallery.model_threshold)}")
     if manifest is not None and (manifest.name, manifest.version) != (gallery.model_name, gallery.model_version):
         print(f"warning: the configured embedding model is {manifest.name} v{manifest.version}; "
               + ("run `face-edge gallery reembed`" if gallery.has_photos else "re-enroll everyone"))
     for person in gallery.list():
-        print(f"  {person.name}\t{person.samples} samples\tenrolled {person.enrolled}")
+        print(f"  {person.name}\t{sample_count(person.samples)}\tenrolled {person.enrolled}")
     return 0
 
 
@@ -80,7 +82,7 @@ def _remove(args: argparse.Namespace, settings: Settings, path: Path) -> int:
     gallery = Gallery.read(path)
     dropped = gallery.remove(args.name)
     gallery.save(path)
-    print(f"removed {args.name.strip()} ({dropped} samples) from {path}; {people_count(len(gallery))} left")
+    print(f"removed {args.name.strip()} ({sample_count(dropped)}) from {path}; {people_count(len(gallery))} left")
     return 0
 
 
