@@ -36,6 +36,8 @@ def _convert_parser() -> argparse.ArgumentParser:
     p.add_argument("--sign", metavar="KEY", help="Ed25519 private key (PEM) to sign manifest.yaml with")
     p.add_argument("--no-compare", action="store_true", help="skip converting the other modes for the latency table")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads for the latency figures")
+    p.add_argument("--landmarks", metavar="DIR", help="aligned-crop models: the landmarks bundle that aligns the "
+                                                      "golden faces (default: landmarks beside --out)")
     p.add_argument("--check-python", action="append", default=[], metavar="PY",
                    help="also replay the golden faces with tflite_runtime in this Python (e.g. a venv with "
                         "tflite-runtime==2.14.0 and numpy<2); repeatable")
@@ -103,7 +105,7 @@ def _convert(argv: Sequence[str]) -> int:
     out = convert_run(args.run, args.out, quant=args.quant, io_type=args.io_type, per_channel=not args.per_tensor,
                       rep_size=args.rep_size, seed=args.seed, floor=args.floor, force=args.force,
                       sign_key=args.sign, compare_modes=not args.no_compare, threads=args.threads,
-                      check_pythons=args.check_python)
+                      check_pythons=args.check_python, landmarks=args.landmarks)
     _print_summary(out)
     return 0
 

@@ -161,7 +161,7 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
                 per_channel: bool = True, rep_size: int = 300, seed: int = 0, floor: float = DEFAULT_FLOOR,
                 force: bool = False, sign_key: Optional[str | Path] = None, compare_modes: bool = True,
                 golden_faces: int = 4, threads: int = 1, latency_repeats: int = 60,
-                check_pythons: Sequence[str | Path] = ()) -> Path:
+                check_pythons: Sequence[str | Path] = (), landmarks: Optional[str | Path] = None) -> Path:
     """Convert the run in ``run_dir`` and write its bundle to ``out_dir``; return the bundle path.
 
     The converted model is checked against the float Keras model on the run's held-out
@@ -169,7 +169,8 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
     ``force``. With ``compare_modes`` every other mode is converted too, for the size and
     latency table of the parity report. ``sign_key`` (an Ed25519 private PEM) adds manifest.sig.
     ``check_pythons``: interpreters holding tflite_runtime (which cannot share this one's numpy 2)
-    that replay the golden faces too.
+    that replay the golden faces too. ``landmarks``: the landmarks bundle that aligns the golden
+    faces of an aligned-crop model (default: ``landmarks`` beside ``out_dir``).
     """
     cfg = QuantConfig(mode=quant, io_type=io_type, per_channel=per_channel, rep_size=rep_size, seed=seed)
     run = load_run(run_dir)
@@ -215,7 +216,7 @@ def convert_run(run_dir: str | Path, out_dir: str | Path, quant: str = "int8", i
         modes = {m: modes[m] for m in MODES if m in modes}
 
         # Golden faces ship with the bundle: public-domain demo crops, never the (research-only) held-out faces.
-        golden = write_demo_golden(tmp, fm, golden_faces)
+        golden = write_demo_golden(tmp, fm, golden_faces, landmarks or out_dir.parent / "landmarks")
         details = io_details(flat)
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         int8_only = ("io_type", "per_channel", "rep_size", "seed")

@@ -8,20 +8,22 @@ astronaut photograph (NASA, public domain). Held-out research data (CelebA, UTKF
 FER, ...) is licensed for non-commercial research only and must never end up here.
 
 The faces are found by the same Haar detector the device uses and cut by edge.crop with
-the bundle's own crop spec, so they look like what the model sees in operation. Needs
-only OpenCV and edge (no TensorFlow).
+the bundle's own crop spec, so they look like what the model sees in operation; an aligned
+crop is cut from the five points of a landmarks bundle, as on the device. Needs only OpenCV
+and edge (no TensorFlow).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import cv2
 import numpy as np
 
-from edge.bundle import InputSpec
-from edge.crop import CropSpec, crop_face
+from edge.align import FaceInputs, Landmarker
+from edge.bundle import InputSpec, load_bundle
+from edge.crop import CropSpec
 from edge.detect import HaarDetector
 from edge.models import FaceModel
 from edge.sources import DEMO_CLIP
@@ -73,11 +75,26 @@ def _demo_frames(indices: set[int]) -> dict[int, np.ndarray]:
     return frames
 
 
-def demo_golden_faces(crop: CropSpec, input_spec: InputSpec, n: int = 4) -> np.ndarray:
+def golden_landmarker(crop: CropSpec, landmarks: Optional[str | Path]) -> Optional[Landmarker]:
+    """Return the Landmarker of the landmarks bundle at ``landmarks`` when ``crop`` is aligned (None for box crops);
+    ConvertError when an aligned crop has no landmarks bundle to cut its golden faces with."""
+    if not crop.aligned:
+        return None
+    if landmarks is None or not Path(landmarks).is_dir():
+        raise ConvertError("an aligned-crop bundle cuts its golden faces with a landmarks bundle: pass --landmarks "
+                           f"DIR (e.g. models/landmarks){f'; {landmarks} does not exist' if landmarks else ''}")
+    from edge.runtime import get_runtime
+
+    return Landmarker(FaceModel(load_bundle(landmarks), get_runtime("ai_edge_litert")))
+
+
+def demo_golden_faces(crop: CropSpec, input_spec: InputSpec, n: int = 4,
+                      landmarker: Optional[Landmarker] = None) -> np.ndarray:
     """Return ``n`` golden faces: uint8 RGB, n x H x W x 3 at the model's input size (``input_spec``).
 
-    Each is a Haar face of a demo-clip frame cut with ``crop`` (the bundle's crop spec), then
-    optionally mirrored and brightness-scaled (see RECIPES); the result is deterministic.
+    Each is a Haar face of a demo-clip frame cut with ``crop`` (the bundle's crop spec; an aligned
+    crop from ``landmarker``'s points), then optionally mirrored and brightness-scaled (see RECIPES);
+    the result is deterministic.
     """
     if not 1 <= n <= len(RECIPES):
         raise ConvertError(f"golden faces: between 1 and {len(RECIPES)} demo faces can be made, not {n}")
@@ -91,7 +108,7 @@ def demo_golden_faces(crop: CropSpec, input_spec: InputSpec, n: int = 4) -> np.n
         if len(boxes) <= r.face:
             raise ConvertError(f"golden faces: Haar finds {len(boxes)} face(s) in demo frame {r.frame}, "
                                f"face {r.face} was expected")
-        face = crop_face(frames[r.frame], boxes[r.face], crop)
+        face = FaceInputs(frames[r.frame], boxes[r.face], landmarker).crop(crop)
         if (face.shape[1], face.shape[0]) != size:
             face = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
         if r.mirror:
@@ -102,9 +119,17 @@ def demo_golden_faces(crop: CropSpec, input_spec: InputSpec, n: int = 4) -> np.n
     return np.stack(faces).astype(np.uint8)
 
 
-def write_demo_golden(folder: Path, model: FaceModel, n: int = 4) -> dict[str, Any]:
-    """Write folder/golden.npz from ``n`` demo faces through ``model``; return the manifest ``golden`` entry."""
+def write_demo_golden(folder: Path, model: FaceModel, n: int = 4,
+                      landmarks: Optional[str | Path] = None) -> dict[str, Any]:
+    """Write folder/golden.npz from ``n`` demo faces through ``model``; return the manifest ``golden`` entry.
+
+    ``landmarks``: the landmarks bundle that aligns the faces of an aligned-crop model.
+    """
     from .bundle_writer import write_golden
 
-    faces = demo_golden_faces(model.manifest.crop, model.manifest.input, n)
-    return {**write_golden(folder, model, faces), "source": GOLDEN_SOURCE}
+    landmarker = golden_landmarker(model.manifest.crop, landmarks)
+    faces = demo_golden_faces(model.manifest.crop, model.manifest.input, n, landmarker)
+    entry = {**write_golden(folder, model, faces), "source": GOLDEN_SOURCE}
+    if landmarker is not None:
+        entry["aligned_with"] = f"{landmarker.model.name} {landmarker.model.manifest.version}"
+    return entry

@@ -6,6 +6,7 @@ Agreement per head (the figure the int8 floor applies to):
   regression  fraction of faces whose values differ by at most ``tolerance`` (10% of the
               held-out target standard deviation, else of the float predictions')
   embedding   fraction of faces whose float and converted embeddings have cosine >= 0.95
+  landmarks   fraction of faces whose points all move by at most 1 % of the crop side
 The converted model runs through edge.models.FaceModel, so parity covers edge's own
 preprocessing and output decoding.
 """
@@ -23,6 +24,7 @@ from .errors import ParityError
 
 EMBEDDING_COSINE_AGREE = 0.95
 REGRESSION_TOLERANCE_FRACTION = 0.10
+LANDMARK_TOLERANCE = 0.01   # of the crop side
 PAIR_FOLDS = 10
 MAX_PAIRS = 6000
 
@@ -90,6 +92,19 @@ def _regression_metrics(y: np.ndarray, truth: Optional[np.ndarray]) -> Optional[
     if not known.any():
         return None
     return {"mae": float(np.mean(np.abs(y[known, 0] - truth[known])))}
+
+
+def _landmark_metrics(y: np.ndarray, truth: Optional[np.ndarray]) -> Optional[dict[str, Any]]:
+    """Return the mean point error (fraction of the crop) and the NME (eye-centre distance) against ``truth``."""
+    if truth is None:
+        return None
+    pred, true = y.reshape(len(y), -1, 2), truth.reshape(len(truth), -1, 2).astype(np.float64)
+    error = np.linalg.norm(pred - true, axis=2).mean(1)
+    out = {"mean_point_error": float(error.mean())}
+    if true.shape[1] == 5:  # dlib's 5 points: eye corners 0-1 and 2-3
+        eyes = np.linalg.norm(true[:, 0:2].mean(1) - true[:, 2:4].mean(1), axis=1)
+        out["nme_percent"] = float(100.0 * np.mean(error / np.maximum(eyes, 1e-6)))
+    return out
 
 
 def _pairs(ids: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,6 +177,10 @@ def head_parity(spec: OutputSpec, float_y: np.ndarray, quant_y: np.ndarray,
             report["agreement"] = float(np.mean(np.argmax(float_y, 1) == np.argmax(quant_y, 1)))
             report["agreement_rule"] = "same top class"
             metrics = (_softmax_metrics(float_y, truth), _softmax_metrics(quant_y, truth))
+        elif spec.kind == "landmarks":
+            report["agreement"] = float(np.mean(diff.max(axis=1) <= LANDMARK_TOLERANCE))
+            report["agreement_rule"] = f"every coordinate within {LANDMARK_TOLERANCE:g} of the crop side"
+            metrics = (_landmark_metrics(float_y, truth), _landmark_metrics(quant_y, truth))
         else:
             spread = None
             if truth is not None and np.isfinite(truth.astype(np.float64)).sum() > 1:

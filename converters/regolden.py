@@ -112,7 +112,7 @@ def regolden(bundle_dir: str | Path, sign_key: Optional[str | Path] = None, face
     with staging_folder(folder) as tmp:
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
         (tmp / SIGNATURE).unlink(missing_ok=True)
-        golden = write_demo_golden(tmp, model, faces)
+        golden = write_demo_golden(tmp, model, faces, folder.parent / "landmarks")
         card = tmp / CARD
         if card.is_file():
             card.write_text(add_card_note(card.read_text(encoding="utf-8")), encoding="utf-8")
