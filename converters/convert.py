@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from edge.bundle import CARD, MODEL_FILE, Bundle, Manifest, OutputSpec, load_bundle, load_public_key
+from edge.bundle import CARD, MODEL_FILE, Bundle, Manifest, OutputSpec, load_bundle
 from edge.errors import FaceEdgeError
 from edge.models import FaceModel
 from edge.runtime import get_runtime

@@ -398,3 +398,61 @@ def test_an_embedding_centre_in_the_manifest_is_removed_before_matching() -> Non
     manifest = parse_manifest(raw, "test")
     assert manifest.outputs[0].centre == centre
     assert manifest_to_dict(manifest)["outputs"][0]["centre"] == list(centre)
+
+
+# ---- the model's impostor tail (manifest recognition.impostor_tail) -------------------------------------
+
+def impostor_tail_of(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Return (rates, distances) measured like the trainer does: pairs of different synthetic people."""
+    vectors, owners = synthetic_people(rng, 400, 1)
+    dist = 1.0 - vectors @ vectors.T
+    pairs = np.sort(dist[np.triu_indices(len(vectors), 1)])
+    rates = np.logspace(-4, -0.5, 20)
+    return rates, np.quantile(pairs, rates)
+
+
+def test_the_tail_threshold_names_about_the_target_share_of_strangers_from_the_first_person_on() -> None:
+    from edge.gallery import tail_threshold
+
+    rng = np.random.default_rng(2)
+    tail = impostor_tail_of(rng)
+    strangers, _ = synthetic_people(rng, 400, 1)
+    named = {}
+    for people in (1, 5, 30):
+        rows = []
+        for _ in range(10):
+            vectors, owners = synthetic_people(rng, people, 3)
+            t, origin = calibrate_threshold(vectors, owners, ceiling=1.2, impostor_tail=tail)
+            assert t <= tail_threshold(tail, len(vectors)) + 1e-9
+            assert origin == "tail" if people == 1 else origin in ("tail", "gallery")  # one person: no impostors
+            rows.append(np.mean((1.0 - strangers @ vectors.T).min(axis=1) <= t))
+        named[people] = float(np.mean(rows))
+    assert tail_threshold(tail, 90) < tail_threshold(tail, 3)          # more samples, stricter
+    assert all(n < 2.5 * STRANGER_ACCEPT_RATE for n in named.values()), named
+
+
+def test_look_alikes_still_tighten_a_tail_threshold_and_the_floor_is_named(tmp_path: Path) -> None:
+    from edge.gallery import describe_threshold
+
+    tail = (np.array([1e-3, 0.1]), np.array([0.6, 0.8]))
+    gallery = Gallery.load(tmp_path / "g.npz", "emb", "1", model_threshold=0.9, impostor_tail=tail)
+    gallery.add("anna", unit((0, 1.0)))
+    assert gallery.threshold_and_source()[1] == "tail"
+    gallery.add("berta", at_distance(0, 1, 0.5))                      # a sister: 0.5 from anna
+    assert gallery.threshold_and_source() == (pytest.approx(0.5, abs=1e-5), "gallery")
+    gallery.add("clara", at_distance(0, 2, 0.2))                      # a twin: below the floor of 0.45
+    threshold, origin = gallery.threshold_and_source()
+    assert (origin, threshold) == ("floor", pytest.approx(FLOOR_FRACTION * 0.9))
+    assert "the floor, 0.5 x the model's 0.900" in describe_threshold(threshold, origin, 0.9)
+
+
+def test_a_broken_impostor_tail_in_a_manifest_is_ignored() -> None:
+    from edge.gallery import model_calibration
+
+    base = {"name": "embedding", "task": "embedding", "version": "1", "input": {"height": 32, "width": 32},
+            "outputs": [{"name": "embedding", "kind": "embedding"}]}
+    good = {"threshold": 0.09, "impostor_tail": {"rates": [1e-5, 1e-2], "distances": [0.03, 0.08]}}
+    assert model_calibration(parse_manifest({**base, "recognition": good}))["impostor_tail"] is not None
+    for tail in ({"rates": [1e-2, 1e-5], "distances": [0.03, 0.08]}, {"rates": [0.1]}, "steep"):
+        calibration = model_calibration(parse_manifest({**base, "recognition": {**good, "impostor_tail": tail}}))
+        assert calibration == {"model_threshold": 0.09, "impostor_tail": None}

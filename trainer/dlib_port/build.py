@@ -27,8 +27,8 @@ import numpy as np
 from edge.crop import CropSpec, crop_aligned
 from trainer.errors import DataError
 
-from .keras_model import OUTPUT, build_keras_model, multiply_accumulates
-from .network import INPUT_SIZE, read_dat
+from .keras_model import OUTPUT
+from .network import INPUT_SIZE
 
 CHIP = CropSpec(size=INPUT_SIZE, margin=0.25, kind="aligned")   # dlib.get_face_chip(img, shape, 150, 0.25)
 EXACT_TOLERANCE = 1e-3

@@ -198,7 +198,7 @@ class _Reader:
             stride = (s.int(), s.int())
             padding = (s.int(), s.int())
             shape = s.alias_tensor()
-            bias_shape = s.alias_tensor()
+            s.alias_tensor()                                           # the bias alias
             for _ in range(4):
                 s.float()
             use_bias = s.bool() if version == "con_5" else True
@@ -209,7 +209,6 @@ class _Reader:
             params["kernel"] = flat[:n_weights].reshape(shape)          # (out, in, rows, cols)
             bias = flat[n_weights:n_weights + filters] if use_bias and flat.size >= n_weights + filters else None
             params["bias"] = bias if bias is not None else np.zeros(filters, np.float32)
-            del bias_shape
         elif spec.kind == "affine":
             version = self.version_string(i, ("affine_", "affine_2", "bn_con2"))
             flat = s.tensor().reshape(-1)

@@ -55,8 +55,6 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def fit(args: argparse.Namespace) -> Run:
     """Port the .dat, prove it exact, calibrate the threshold on validation people and write the RUN; return it."""
-    from edge.crop import CropSpec  # noqa: F401  (kept for readers: CHIP is an edge crop spec)
-
     from ..data.identities import read_celeba_identities
     from ..dlib_port.build import (CHIP, VERSION, default_dat, exactness, identity_pairs, impostor_tail,
                                    keras_descriptors, labelled_chips, sha256)
@@ -89,7 +87,7 @@ def fit(args: argparse.Namespace) -> Run:
 
     wild, wild_paths = labelled_chips("celeba_wild", args.data, args.labels)
     wild_person = np.array([Path(str(p)).parent.name for p in wild_paths])
-    test_mask, val_mask = np.isin(wild_person, list(held)), np.isin(wild_person, list(val_people))
+    test_mask = np.isin(wild_person, list(held))
     test_chips, test_person = wild[test_mask], wild_person[test_mask]
     print(f"dlib-resnet: {model.count_params():,} parameters, {multiply_accumulates(model) / 1e6:.0f} M "
           f"multiply-accumulates; exactness on {len(rep) + len(test_chips)} faces ...", flush=True)
@@ -97,7 +95,7 @@ def fit(args: argparse.Namespace) -> Run:
     print(f"  max |keras - dlib| = {exact['max_abs_diff']:.2e} (mean {exact['mean_abs_diff']:.2e})", flush=True)
 
     # Validation people: CelebA identities not held out, and every celeba_wild person not held out (the
-    # port is trained on none of them; val_mask marks the recogniser split's validation people among them).
+    # port is trained on none of them).
     cal_chips, _ = labelled_chips("celeba", args.data, args.labels, cal_rows)
     cal_vectors = keras_descriptors(model, np.concatenate([cal_chips, wild[~test_mask]]))
     cal_person = np.concatenate([person[cal_rows], wild_person[~test_mask]])
