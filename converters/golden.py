@@ -21,7 +21,7 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from edge.align import FaceInputs, Landmarker
+from edge.align import AlignmentError, FaceInputs, Landmarker
 from edge.bundle import InputSpec, load_bundle
 from edge.crop import CropSpec
 from edge.detect import HaarDetector
@@ -108,7 +108,11 @@ def demo_golden_faces(crop: CropSpec, input_spec: InputSpec, n: int = 4,
         if len(boxes) <= r.face:
             raise ConvertError(f"golden faces: Haar finds {len(boxes)} face(s) in demo frame {r.frame}, "
                                f"face {r.face} was expected")
-        face = FaceInputs(frames[r.frame], boxes[r.face], landmarker).crop(crop)
+        try:
+            face = FaceInputs(frames[r.frame], boxes[r.face], landmarker).crop(crop)
+        except AlignmentError as exc:
+            raise ConvertError(f"golden faces: demo frame {r.frame}, face {r.face} cannot be aligned by "
+                               f"{landmarker.model.name if landmarker else 'any landmarks bundle'} ({exc})") from None
         if (face.shape[1], face.shape[0]) != size:
             face = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
         if r.mirror:

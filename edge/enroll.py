@@ -288,10 +288,17 @@ def add_to_gallery(gallery: Gallery, name: str, result: EnrollResult, replace: b
 
 def consistency_warnings(gallery: Gallery, name: str, result: EnrollResult, replace: bool = False) -> list[str]:
     """Return a warning for each accepted sample that looks like another enrolled person, or unlike
-    every other sample of ``name`` (a mis-filed photo, or someone else stepping in front of the camera)."""
+    every other sample of ``name`` (a mis-filed photo, or someone else stepping in front of the camera).
+
+    "Looks like" is a one-to-many question, decided at the gallery's threshold (what the live loop
+    names); "unlike the other samples" is a same-person question about two photos, decided at the
+    model's pair threshold when it is looser (a gallery's threshold tightens with every person enrolled,
+    which would flag a person's own photos as strangers).
+    """
     if not result.samples:
         return []
-    threshold = gallery.threshold
+    threshold = max(gallery.threshold, gallery.model_threshold or 0.0) if gallery.threshold_override is None \
+        else gallery.threshold
     new = result.vectors()
     own = gallery.vectors_of(name)
     if replace or own.shape[1] != new.shape[1]:
@@ -300,7 +307,7 @@ def consistency_warnings(gallery: Gallery, name: str, result: EnrollResult, repl
     for i, sample in enumerate(result.samples):
         match = gallery.match(sample.vector)
         if match.name is not None and match.name != name:
-            warnings.append(f"{sample.source} looks like {match.name} (distance {match.distance:.2f}): "
+            warnings.append(f"{sample.source} looks like {match.name} (distance {match.distance:.3f}): "
                             "is it the right person?")
             continue
         same = np.concatenate([own, np.delete(new, i, axis=0)]) if len(own) or len(new) > 1 else own
@@ -308,7 +315,7 @@ def consistency_warnings(gallery: Gallery, name: str, result: EnrollResult, repl
             nearest = float(np.min(1.0 - same @ sample.vector))
             if nearest > threshold:
                 warnings.append(f"{sample.source} looks unlike the other samples of {name} "
-                                f"(distance {nearest:.2f} > {threshold:.2f}): is it the right person?")
+                                f"(distance {nearest:.3f} > {threshold:.3f}): is it the right person?")
     return warnings
 
 

@@ -396,4 +396,41 @@ def evaluate_device_path(run: Any, args: argparse.Namespace) -> dict[str, Any]:
     metrics = compare([device, dlib], photos, args.enrolled, args.enroll_photos, args.pair_folds, args.pairs_per_fold)
     metrics["bundle"] = f"{manifest.name} {manifest.version} ({manifest.extra.get('quantization', {}).get('mode', '?')})"
     (run.eval_dir / "device.json").write_text(json.dumps(metrics, indent=1, default=str))
+    (run.eval_dir / "card.md").write_text(card_markdown(metrics, [device, dlib]), encoding="utf-8")
     return {"device_path": metrics}
+
+
+def card_markdown(figures: dict[str, Any], systems: Sequence[System]) -> str:
+    """Return the model-card section of the device-path figures (face-convert appends RUN/eval/card.md)."""
+    ver, open_set, speed_rows = figures["verification"], figures["open_set"], figures["speed"]
+    lines = ["## Recognition on held-out people, as the device does it (beside dlib on the same photos)", "",
+             f"{figures['people']} held-out celeba_wild people, {figures['photos']} photos. Device: Haar, the "
+             "landmarks bundle, the aligned chip, this bundle (int8, 1 thread), edge.gallery and edge.enroll "
+             "(`face-edge enroll` / `face-edge recognize`). dlib: face_recognition's pipeline (HOG, 5-point "
+             "predictor, ResNet, Euclidean tolerance 0.6). `face-train eval RUN --bundle B --landmarks L`.", "",
+             "| | faces found | pair accuracy (all pairs) | pair accuracy (common pairs) | AUC | TAR@FAR1e-2 "
+             "| strangers named | enrolled named correctly | ms per face here | Pi 4 estimate |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in systems:
+        v, o, t = ver[s.name], open_set[s.name], speed_rows[s.name]
+        pi4 = f"{t['pi4_estimate_ms']:.0f} ms" if "pi4_estimate_ms" in t else "-"
+        lines.append(f"| {s.name} | {figures['faces_found'][s.name]} | {v['all_pairs']['accuracy']:.3f} | "
+                     f"{v['common_pairs']['accuracy']:.3f} | {v['common_pairs']['auc']:.3f} | "
+                     f"{v['common_pairs']['tar_at_far']['0.01']:.3f} | {o['strangers_named']:.3f} | "
+                     f"{o['enrolled_named_correctly']:.3f} | {t['ms_per_face']:.1f} | {pi4} |")
+    lines += ["", f"Pairs: {ver['pairs']} LFW-format pairs in {ver['folds']} person-disjoint folds (a photo where a "
+                  f"system found no face counts as 'different' for it); {ver['common_pairs']} pairs where both "
+                  "systems found both faces. Open set: "
+                  f"{len(open_set['enrolled_people'])} people enrolled with 3 photos each "
+                  f"({open_set['enrollment_photos_refused']} photos refused by enrollment's checks), probed with "
+                  f"their other photos and every photo of {len(open_set['stranger_people'])} other people; "
+                  "rates over probes where the system found a face. Pi 4: "
+                  f"{speed_rows['pi4_assumption']} (an estimate from the multiply-accumulate count, not a measurement)."]
+    for name, lm in (figures.get("landmarks_vs_dlib") or {}).items():
+        lines.append(f"Landmarks ({name}) against dlib's points on its HOG box: NME {lm['nme_percent']} % "
+                     f"(median {lm['median_nme_percent']} %, over 10 %: {lm['over_10_percent']}) on {lm['faces']} faces.")
+    for name, w in figures["enrollment_warnings"].items():
+        lines.append(f"Enrollment warnings ({name}): {w['right_warnings']} of {w['warnings']} warnings named the "
+                     f"mis-filed photo (precision {w['precision']}, recall {w['recall']}; one stranger's photo put "
+                     f"in each of {w['misfiled_photos']} people's folders).")
+    return "\n".join(lines) + "\n"
