@@ -16,8 +16,8 @@ A handful of calls a newcomer reads in minutes (in the spirit of face_recognitio
 
 Each face is looked at exactly as the live loop looks at a tracked face (:func:`edge.look.look_at`:
 same models, same alignment, same gallery and threshold); only detection differs: a photo is
-searched at full resolution, twice enlarged when it is small, for faces down to
-:data:`edge.detect.STILL_MIN_FACE` pixels, as enrollment does.
+searched as enrollment searches it (edge.detect.PhotoDetector: full resolution, enlarged when
+small, faces down to 24 pixels, each confirmed by a second cascade).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from .config import Settings, load_settings
 from .crop import Box
-from .detect import HaarDetector, detect_still, still_detector
+from .detect import PhotoDetector
 from .errors import FaceEdgeError, GalleryError, SourceError
 from .look import embedding_model, landmarker_of, look_at
 from .models import FaceModel
@@ -97,7 +97,7 @@ class Analyzer:
         self.models = models
         self.gallery = gallery
         self.landmarker = landmarker_of(models)
-        self.detector: HaarDetector = still_detector(settings.detector)
+        self.detector = PhotoDetector(settings.detector)
 
     @classmethod
     def from_config(cls, config: Optional[str | Path] = None, bundles: Optional[Sequence[str]] = None,
@@ -118,8 +118,8 @@ class Analyzer:
         return cls(settings, models, open_gallery_for(settings, models) if gallery else None)
 
     def face_locations(self, image: np.ndarray) -> list[Box]:
-        """Return the face boxes (x, y, w, h) of a BGR image, largest first."""
-        return detect_still(self.detector, image)
+        """Return the face boxes (x, y, w, h) of a BGR image, largest first (edge.detect.PhotoDetector)."""
+        return self.detector.faces(image)
 
     def face_landmarks(self, image: np.ndarray, boxes: Optional[Sequence[Box]] = None) -> list[Optional[np.ndarray]]:
         """Return the five landmarks (5 x 2, pixels) of each face (None where it cannot be aligned)."""

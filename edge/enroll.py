@@ -3,11 +3,11 @@
 A photo or frame is used only when it shows exactly one face that is sharp and frontal
 enough; otherwise it is skipped with a reason that names the file (or frame):
 
-- *one face*: faces are found with the configured Haar cascade at full resolution, photos
-  smaller than 800 px enlarged twice, for faces down to 24 px (edge.detect.detect_still, as
-  ``face-edge recognize``), and each must be confirmed by a second frontal cascade (``alt2``, or ``frontal_default`` when alt2 is the configured one), which
-  removes the Haar false positives on shirts and backgrounds that would otherwise make a
-  one-person photo look like two;
+- *one face*: edge.detect.PhotoDetector (as ``face-edge recognize``): the configured Haar cascade
+  at full resolution, photos smaller than 800 px enlarged twice, for faces down to 24 px, each
+  box confirmed by a second frontal cascade (``alt2``, or ``frontal_default`` when alt2 is the
+  configured one), which removes the Haar false positives on shirts and backgrounds that would
+  otherwise make a one-person photo look like two;
 - *sharp*: the variance of the Laplacian of the grey face, resized to
   :data:`SHARPNESS_SIZE` px so faces of any size compare, is at least ``min_sharpness``;
 - *frontal enough*: both frontal cascades fire (each covers roughly +-30 degrees of turn),
@@ -34,8 +34,8 @@ import numpy as np
 from .align import AlignmentError, FaceInputs, Landmarker
 from .bundle import Bundle, load_bundle, load_public_key, read_manifest
 from .config import Settings
-from .crop import Box, crop_face, iou, whole_image_box
-from .detect import HaarDetector, detect_still, still_detector
+from .crop import Box, crop_face, whole_image_box
+from .detect import PhotoDetector
 from .errors import BundleError, GalleryError
 from .gallery import PHOTO_SPEC, Gallery
 from .models import FaceModel
@@ -45,7 +45,6 @@ SHARPNESS_SIZE = 112
 MIN_SHARPNESS = 50.0        # variance of Laplacian at 112 px: clean example photos score >= 127, a Gaussian blur of 2-3 px on a 150-200 px face < 50
 MAX_ROLL_DEG = 20.0
 MAX_EYE_OFFSET = 0.12
-CONFIRM_IOU = 0.3
 _EYE_CASCADES = ("haarcascade_eye.xml", "haarcascade_eye_tree_eyeglasses.xml")
 
 
@@ -108,32 +107,15 @@ def sharpness(grey_face: np.ndarray) -> float:
 class FaceChecker:
     """``check(frame)`` returns the one usable face box of an enrollment image, or why there is none."""
 
-    def __init__(self, detector: HaarDetector, min_sharpness: float = MIN_SHARPNESS):
+    def __init__(self, detector: PhotoDetector, min_sharpness: float = MIN_SHARPNESS):
         self.detector = detector
-        confirm = "frontal_default" if detector.cascade == "alt2" else "alt2"
-        self.confirm = HaarDetector(confirm, downscale=detector.downscale, min_size=detector.min_size,
-                                    scale_factor=detector.scale_factor, min_neighbors=3)
         self.min_sharpness = float(min_sharpness)
         self.eyes = [cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / name)) for name in _EYE_CASCADES]
         self.eyes = [c for c in self.eyes if not c.empty()]
 
     def faces(self, frame: np.ndarray, grey: Optional[np.ndarray] = None) -> list[Box]:
-        """Return the boxes of the configured cascade that the confirming cascade also finds."""
-        grey = grey if grey is not None else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes = detect_still(self.detector, grey)
-        return [b for b in boxes if self._confirmed(grey, b)]
-
-    def _confirmed(self, grey: np.ndarray, box: Box) -> bool:
-        """Return True when the confirming cascade finds a face overlapping ``box`` (searched near it only)."""
-        x, y, w, h = box
-        pad = w // 2
-        x0, y0 = max(0, x - pad), max(0, y - pad)
-        roi = grey[y0:y + h + pad, x0:x + w + pad]
-        # Sized to this face: ~160 px is plenty for a yes/no; small faces are enlarged up to twice.
-        self.confirm.downscale = min(2.0, 160.0 / max(1, w))
-        self.confirm.min_size = max(8, int(w * 0.5))
-        found = self.confirm.detect(roi, roi)
-        return any(iou(box, (ox + x0, oy + y0, ow, oh)) >= CONFIRM_IOU for (ox, oy, ow, oh) in found)
+        """Return the confirmed face boxes of an enrollment image (edge.detect.PhotoDetector), largest first."""
+        return self.detector.faces(frame, grey)
 
     def eye_pair(self, grey_face: np.ndarray) -> Optional[tuple[float, float]]:
         """Return (roll in degrees, eye-midpoint offset from the centre in face widths), None when no pair is found."""
@@ -162,7 +144,7 @@ class FaceChecker:
         faces = self.faces(frame, grey)
         if not faces:
             return FaceCheck(None, "no face found (a frontal face of at least "
-                                   f"{self.detector.min_size} px is needed)")
+                                   f"{self.detector.detector.min_size} px is needed)")
         if len(faces) > 1:
             return FaceCheck(None, f"{len(faces)} faces found; an enrollment photo must show only the person")
         box = faces[0]
@@ -349,7 +331,7 @@ def landmarks_bundle(settings: Settings) -> Bundle:
 
 
 def make_enroller(settings: Settings, bundle: Bundle, min_sharpness: float = MIN_SHARPNESS) -> Enroller:
-    """Return an Enroller for ``bundle``: photo detection (edge.detect.still_detector), the configured runtime,
+    """Return an Enroller for ``bundle``: photo detection (edge.detect.PhotoDetector), the configured runtime,
     and the landmarks bundle when ``bundle`` aligns its faces."""
     from .runtime import get_runtime
 
@@ -358,7 +340,7 @@ def make_enroller(settings: Settings, bundle: Bundle, min_sharpness: float = MIN
     landmarker = None
     if bundle.manifest.crop.aligned:
         landmarker = Landmarker(FaceModel(landmarks_bundle(settings), runtime, settings.models.num_threads))
-    return Enroller(model, FaceChecker(still_detector(settings.detector), min_sharpness),
+    return Enroller(model, FaceChecker(PhotoDetector(settings.detector), min_sharpness),
                     keep_photos=settings.recognition.keep_photos, landmarker=landmarker)
 
 

@@ -15,7 +15,8 @@ from edge.bundle import load_bundle
 from edge.cli import main
 from edge.config import settings_from_dict
 from edge.crop import CropSpec
-from edge.detect import HaarDetector
+from edge.config import DetectorSettings
+from edge.detect import PhotoDetector
 from edge.enroll import FaceChecker, Sample, add_to_gallery, embedding_bundle, make_enroller
 from edge.errors import GalleryError
 from edge.gallery import Gallery
@@ -73,7 +74,7 @@ def person_folder(tmp_path: Path, person: str) -> Path:
 # ---- the face checks -------------------------------------------------------------------------
 
 def test_every_knn_train_photo_is_one_good_face_and_group_photos_are_not() -> None:
-    checker = FaceChecker(HaarDetector(downscale=1.0, min_size=40))
+    checker = FaceChecker(PhotoDetector(DetectorSettings(min_size=40)))
     train = shared_path(*KNN, "train")
     photos = sorted(p for p in train.glob("*/*") if p.is_file())
     assert len(photos) == 9
@@ -86,7 +87,7 @@ def test_every_knn_train_photo_is_one_good_face_and_group_photos_are_not() -> No
 
 
 def test_blurred_and_tilted_faces_are_refused() -> None:
-    checker = FaceChecker(HaarDetector(downscale=1.0, min_size=40))
+    checker = FaceChecker(PhotoDetector(DetectorSettings(min_size=40)))
     photo = cv2.imread(str(shared_path(*KNN, "train", "obama", "obama.jpg")))
     sharp = checker.check(photo)
     assert sharp.box is not None and sharp.sharpness > 200

@@ -142,7 +142,7 @@ def verification(systems: Sequence[System], photos: dict[str, list[Path]], folds
                          tuple(n for n, ps in photos.items() for _ in ps))
     root = next(iter(photos.values()))[0].parent.parent
     specs = generate_pairs(people, folds=folds, per_class=per_fold, seed=seed)
-    pairs = [(str(image_path(root, s.name1, s.number1)), str(image_path(root, s.name2, s.number2)), s.same, s.fold)
+    pairs = [(str(image_path(root, s.name1, s.n1)), str(image_path(root, s.name2, s.n2)), s.same, s.fold)
              for s in specs]
     same = np.array([p[2] for p in pairs])
     fold = np.array([p[3] for p in pairs])
@@ -309,7 +309,7 @@ def device_system(name: str, bundle: str | Path, landmarks: Optional[str | Path]
     from edge.api import Analyzer
     from edge.bundle import load_bundle
     from edge.config import Settings
-    from edge.detect import still_detector
+    from edge.detect import PhotoDetector
     from edge.enroll import Enroller, FaceChecker
     from edge.gallery import Gallery, model_calibration
     from edge.models import FaceModel
@@ -323,7 +323,7 @@ def device_system(name: str, bundle: str | Path, landmarks: Optional[str | Path]
     settings = Settings()
     analyzer = Analyzer(settings, models)
     manifest = embed.manifest
-    system = System(name, enroller=Enroller(models["embedding"], FaceChecker(still_detector(settings.detector)),
+    system = System(name, enroller=Enroller(models["embedding"], FaceChecker(PhotoDetector(settings.detector)),
                                             landmarker=analyzer.landmarker),
                     new_gallery=lambda: Gallery(manifest.name, manifest.version, **model_calibration(manifest)),
                     macs=sum(m.multiply_accumulates for m in models.values()), analyzer=analyzer)
