@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/project_venv.sh
 # OpenCV's wheel loads libGL and GLib, which a minimal system (Raspberry Pi OS Lite) lacks.
-apt_install demo.sh "OpenCV's wheel needs libGL and GLib" libgl1 "$(glib_package)"
+apt_install demo.sh "OpenCV's wheel needs libGL and GLib; python3-venv makes the project's .venv" \
+  libgl1 "$(glib_package)" $(venv_package)
 project_venv demo.sh edge
 mkdir -p out
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then

@@ -8,6 +8,7 @@
 # setup.cfg, pyproject.toml or the requested extras changed.
 #
 #   apt_install SCRIPT WHY PKG...      install missing Debian packages, saying in one line what and why
+#   venv_package                the python3.X-venv package .venv still needs, if any
 #   project_venv SCRIPT EXTRAS [PIP_ARGS...]   create/refresh .venv with `pip install -e .[EXTRAS]`,
 #                               then put .venv/bin first on PATH (VENV_PY names its python)
 
@@ -37,19 +38,21 @@ glib_package() {
   esac
 }
 
-# venv_works PY: true when PY can make a venv with pip in it (Debian's python3 needs python3-venv).
-venv_works() { "$1" -c 'import ensurepip, venv' >/dev/null 2>&1; }
+# venv_package: the Debian package the base Python needs to make .venv (python3.X-venv: Debian's
+# python3 has no ensurepip without it), or nothing when .venv exists or venv already works.
+venv_package() {
+  local base="${FACE_EDGE_PYTHON:-python3}"
+  [ ! -x "$VENV/bin/python" ] || return 0
+  "$base" -c 'import ensurepip, venv' >/dev/null 2>&1 && return 0
+  "$base" -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}-venv")'
+}
 
 # project_venv SCRIPT EXTRAS [PIP_ARGS...]: make or reuse .venv and install this checkout into it.
 project_venv() {
   local script="$1" extras="$2"; shift 2
   local base="${FACE_EDGE_PYTHON:-python3}"
   if [ ! -x "$VENV/bin/python" ]; then
-    if ! venv_works "$base"; then
-      # Debian's python3 has no ensurepip/venv without python3-venv (python3.11-venv, ...).
-      local ver; ver="$("$base" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
-      apt_install "$script" "the project's virtual environment .venv needs it" "python$ver-venv"
-    fi
+    [ -z "$(venv_package)" ] || apt_install "$script" "for the project's .venv" "$(venv_package)"
     echo "$script: creating the project's virtual environment $VENV (the system Python refuses pip installs)"
     "$base" -m venv --system-site-packages "$VENV"
   fi

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# The arm64 check: does a Raspberry Pi OS 64-bit user's install pass? Run it whenever a change
+# touches systemd/install.sh, setup.cfg, edge/runtime.py, edge/models.py or a bundle in models/.
+#
+#   sudo bash scripts/arm64-check.sh                 # Debian bookworm (Python 3.11) and trixie (3.13)
+#   sudo bash scripts/arm64-check.sh trixie          # one release
+#
+# For each release, under qemu user emulation (Debian's debootstrap, qemu-user-static and
+# binfmt-support, installed with apt when missing):
+#   1. a minimal arm64 Debian root file system (debootstrap --variant=minbase + systemd and
+#      ca-certificates, like Raspberry Pi OS Lite without the Pi's own packages), built once and
+#      cached outside the repository; every run starts from a fresh copy of it;
+#   2. this checkout copied in (git's tracked and untracked, not ignored, files) and
+#      `systemd/install.sh --no-start` run in it: apt packages, user, folders, venv, pip install
+#      of face-edge with ai_edge_litert's aarch64 wheel, unit enabled; only starting it is left out
+#      (no systemd runs in a chroot);
+#   3. `face-edge check` and `face-edge run --source demo --no-display --max-frames 30 --record`
+#      with the service's config and the shipped bundles install.sh copied;
+#   4. every installed bundle's golden faces replayed as `face-edge install-bundle` does
+#      (scripts/golden_replay.py -> edge.push.compare_golden), once per emulated CPU: cortex-a76
+#      (Raspberry Pi 5: NEON with dot product) and cortex-a72 (Pi 4: NEON without it).
+# It prints a table (release, Python, runtime, CPU, each bundle's golden verdict, frames, wall time)
+# and exits 1 when anything failed.
+#
+# Options: --cache DIR  cache folder (default $FACE_EDGE_ARM64_CACHE, else /var/cache/face-edge-arm64):
+#                       base root file systems, apt's .deb files and pip's cache
+#          --rebuild    build the base root file systems again
+#          --keep       keep each release's work root (DIR/RELEASE/root) to look inside afterwards
+#          --cpus "cortex-a76 cortex-a72"  the emulated CPUs the golden faces are replayed on
+#                       (qemu-aarch64-static -cpu help lists them)
+# Environment: FACE_EDGE_ARM64_MIRROR (default http://deb.debian.org/debian).
+set -euo pipefail
+
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${FACE_EDGE_ARM64_CACHE:-/var/cache/face-edge-arm64}"
+MIRROR="${FACE_EDGE_ARM64_MIRROR:-http://deb.debian.org/debian}"
+RELEASES=()
+REBUILD=0
+KEEP=0
+CPUS="cortex-a76 cortex-a72"
+
+die() { echo "arm64-check: error: $*" >&2; exit 2; }
+say() { echo "arm64-check: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cache) CACHE="${2:?--cache needs a folder}"; shift 2 ;;
+    --rebuild) REBUILD=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    --cpus) CPUS="${2:?--cpus needs a list of qemu CPU names}"; shift 2 ;;
+    bookworm|trixie) RELEASES+=("$1"); shift ;;
+    -h|--help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument $1 (releases: bookworm, trixie; see --help)" ;;
+  esac
+done
+[ "${#RELEASES[@]}" -gt 0 ] || RELEASES=(bookworm trixie)
+[ "$(id -u)" -eq 0 ] || die "run as root (debootstrap and chroot need it): sudo bash $0 $*"
+[ "$(uname -m)" = x86_64 ] || [ "$(uname -m)" = aarch64 ] || die "needs an x86_64 or aarch64 host"
+case "$CACHE" in "$SRC"|"$SRC"/*) die "--cache must be outside the repository ($SRC)" ;; esac
+command -v git >/dev/null || die "git is needed to copy the checkout"
+
+# --- host tools -------------------------------------------------------------------------------
+need=()
+command -v debootstrap >/dev/null || need+=(debootstrap)
+if [ "$(uname -m)" != aarch64 ]; then
+  [ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+  command -v update-binfmts >/dev/null || need+=(binfmt-support)
+fi
+if [ "${#need[@]}" -gt 0 ]; then
+  say "installing with apt: ${need[*]} (to build and run an arm64 Debian under emulation)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ "$(uname -m)" != aarch64 ]; then
+  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --enable qemu-aarch64 2>/dev/null || true
+  grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null || \
+    die "binfmt for qemu-aarch64 is not enabled (update-binfmts --enable qemu-aarch64 failed)"
+  # The F flag makes the kernel keep the interpreter open, so it runs inside the chroot too.
+  grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 || \
+    die "binfmt qemu-aarch64 lacks the F (fix binary) flag: reinstall qemu-user-static"
+fi
+mkdir -p "$CACHE/pip"
+
+# --- one release --------------------------------------------------------------------------------
+build_base() {  # build_base RELEASE: the cached minimal root file system
+  local rel="$1" base="$CACHE/$1/base"
+  if [ "$REBUILD" = 1 ]; then rm -rf -- "${base:?}" "$base.tmp"; fi
+  [ -f "$base/.face-edge-base" ] && return 0
+  say "$rel: building a minimal arm64 root file system in $base (debootstrap; once, then cached)"
+  rm -rf -- "${base:?}.tmp"
+  mkdir -p "$CACHE/$rel/debs"
+  debootstrap --arch=arm64 --variant=minbase --include=systemd,ca-certificates \
+    --cache-dir="$CACHE/$rel/debs" "$rel" "$base.tmp" "$MIRROR" > "$CACHE/$rel/debootstrap.log" 2>&1 \
+    || die "$rel: debootstrap failed (log: $CACHE/$rel/debootstrap.log)"
+  echo "deb $MIRROR $rel main" > "$base.tmp/etc/apt/sources.list"
+  date -u +%FT%TZ > "$base.tmp/.face-edge-base"
+  rm -rf -- "$base"
+  mv "$base.tmp" "$base"
+}
+
+# Copy the host's pip settings and CA bundles into the root, so pip there reaches what pip here does.
+copy_host_settings() {
+  local root="$1" f
+  cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+  for f in /etc/pip.conf /etc/xdg/pip "${XDG_CONFIG_HOME:-$HOME/.config}/pip" /etc/ssl/certs/ca-certificates.crt \
+           "${PIP_CERT:-}" "${SSL_CERT_FILE:-}" "${REQUESTS_CA_BUNDLE:-}" "${PIP_CONSTRAINT:-}"; do
+    [ -n "$f" ] && [ -e "$f" ] || continue
+    case "$f" in "$HOME"/*) dest="$root/root/${f#"$HOME"/}" ;; *) dest="$root$f" ;; esac
+    mkdir -p "$(dirname "$dest")"
+    cp -rL "$f" "$(dirname "$dest")/"
+  done
+}
+
+# The steps inside the emulated system (stdin of chroot's bash). Prints one JSON line at the end.
+INNER='set -euo pipefail
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+cd /root/face-edge
+t0=$(date +%s.%N)
+echo "== systemd/install.sh --no-start"
+bash systemd/install.sh --no-start
+t1=$(date +%s.%N)
+cat > /tmp/check.yaml <<EOF
+source: {uri: demo}
+models: {dir: /var/lib/face-edge/models}
+recognition: {gallery: /tmp/gallery.npz}
+service: {control_socket: null, watchdog: false}
+EOF
+echo "== face-edge check"
+check=0; face-edge check --config /tmp/check.yaml || check=$?
+echo "== face-edge run --source demo --no-display --max-frames 30 --record /tmp/arm64-demo.mp4"
+r0=$(date +%s.%N)
+run=0; face-edge run --config /tmp/check.yaml --source demo --no-display --max-frames 30 --record /tmp/arm64-demo.mp4 || run=$?
+r1=$(date +%s.%N)
+for cpu in $CPUS; do
+  echo "== golden faces on $cpu"
+  QEMU_CPU=$cpu /opt/face-edge/venv/bin/python scripts/golden_replay.py --models /var/lib/face-edge/models \
+    --outputs /tmp/golden-$cpu.npz --count-frames /tmp/arm64-demo.mp4 > /tmp/golden-$cpu.json || true
+  cat /tmp/golden-$cpu.json
+done
+python3 - "$check" "$run" "$t0" "$t1" "$r0" "$r1" $CPUS <<EOF
+import json, sys
+check, run, t0, t1, r0, r1 = sys.argv[1:7]
+per_cpu = {cpu: json.load(open(f"/tmp/golden-{cpu}.json")) for cpu in sys.argv[7:]}
+print("RESULT " + json.dumps({"check": int(check), "run": int(run), "install_s": float(t1) - float(t0),
+                              "run_s": float(r1) - float(r0), "golden": per_cpu}))
+EOF
+'
+
+check_release() {  # check_release RELEASE: prints the RESULT line on stdout, the log on stderr
+  local rel="$1" root="$CACHE/$1/root"
+  build_base "$rel"
+  if [ -d "$root" ]; then
+    findmnt -R -n -o TARGET | grep -q "^$root/" && die "$root still has mounts: unmount them first"
+    rm -rf -- "${root:?}"
+  fi
+  say "$rel: fresh copy of the base root file system"
+  cp -a "$CACHE/$rel/base" "$root"
+  copy_host_settings "$root"
+  mkdir -p "$root/root/face-edge" "$root/root/.cache/pip" "$CACHE/$rel/debs"
+  git -C "$SRC" ls-files -z --cached --others --exclude-standard | \
+    (cd "$SRC" && tar --null -T - -cf - 2>/dev/null) | tar -xf - -C "$root/root/face-edge"
+  local env_args=(QEMU_CPU=cortex-a76 "CPUS=$CPUS")
+  local var
+  for var in $(compgen -e | grep -E '^(PIP_|https?_proxy$|HTTPS?_PROXY$|no_proxy$|NO_PROXY$)' || true); do
+    env_args+=("$var=${!var}")
+  done
+  # Mounts live in a private mount namespace: they vanish with it, whatever happens.
+  unshare --mount --propagation private -- bash -c '
+    set -e
+    root="$1" cache="$2" rel="$3"; shift 3
+    mount -t proc proc "$root/proc"
+    mount -t sysfs sysfs "$root/sys"
+    mount --bind /dev "$root/dev"
+    mount -t tmpfs tmpfs "$root/dev/shm"
+    mount -t tmpfs tmpfs "$root/run"
+    mount --bind "$cache/pip" "$root/root/.cache/pip"
+    mount --bind "$cache/$rel/debs" "$root/var/cache/apt/archives"
+    exec chroot "$root" /usr/bin/env -i "$@" /bin/bash -s' _ "$root" "$CACHE" "$rel" "${env_args[@]}" <<< "$INNER"
+}
+
+RESULTS=()
+status=0
+for rel in "${RELEASES[@]}"; do
+  start=$(date +%s)
+  log="$CACHE/$rel/check.log"
+  mkdir -p "$CACHE/$rel"
+  say "$rel: running (log: $log)"
+  if check_release "$rel" > "$log" 2>&1; then :; else say "$rel: the check stopped (exit $?): see $log"; status=1; fi
+  wall=$(( $(date +%s) - start ))
+  line="$(grep '^RESULT ' "$log" | tail -1 | cut -c8-)"
+  RESULTS+=("$rel	$wall	${line:-{\}}")
+  [ "$KEEP" = 1 ] || rm -rf -- "${CACHE:?}/$rel/root"
+done
+
+printf '%s\n' "${RESULTS[@]}" | python3 -c '
+import json, sys
+rows, failed = [], False
+for line in sys.stdin:
+    rel, wall, raw = line.rstrip("\n").split("\t", 2)
+    res = json.loads(raw) if raw.strip() else {}
+    if not res:
+        rows.append(f"| {rel} | - | - | - | - | did not finish | - | - | {wall} s |"); failed = True; continue
+    for cpu, g in res["golden"].items():
+        verdicts = ", ".join(f"{n} {b[\"version\"] if \"version\" in b else \"\"} "
+                             f"{\"ok\" if b[\"ok\"] else \"FAIL\"} ({b[\"detail\"]})" for n, b in g["bundles"].items())
+        failed |= not all(b["ok"] for b in g["bundles"].values())
+        rows.append(f"| {rel} | {g[\"python\"]} | {g[\"runtime\"]} | {cpu}: {g[\"kernels\"]}"
+                    f"{\", XNNPACK\" if g[\"xnnpack\"] else \", no XNNPACK\"} | "
+                    f"{\"ok\" if res[\"check\"] == 0 else \"FAIL\"} | {verdicts} | {g.get(\"frames\", 0)} | "
+                    f"{res[\"run_s\"]:.0f} s | {wall} s (install {res[\"install_s\"]:.0f} s) |")
+    failed |= res["check"] != 0 or res["run"] != 0 or not g.get("frames")
+print("| release | Python | runtime | emulated CPU: int8 kernels | face-edge check | golden faces per bundle "
+      "| frames recorded | face-edge run | wall time |")
+print("|---|---|---|---|---|---|---|---|---|")
+print("\n".join(rows))
+sys.exit(1 if failed else 0)
+' || status=1
+exit "$status"
