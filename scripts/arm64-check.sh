@@ -115,6 +115,7 @@ copy_host_settings() {
 INNER='set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 cd /root/face-edge
+mkdir -p /root/results
 t0=$(date +%s.%N)
 echo "== systemd/install.sh --no-start"
 bash systemd/install.sh --no-start
@@ -134,13 +135,13 @@ r1=$(date +%s.%N)
 for cpu in $CPUS; do
   echo "== golden faces on $cpu"
   QEMU_CPU=$cpu /opt/face-edge/venv/bin/python scripts/golden_replay.py --models /var/lib/face-edge/models \
-    --outputs /tmp/golden-$cpu.npz --count-frames /tmp/arm64-demo.mp4 > /tmp/golden-$cpu.json || true
-  cat /tmp/golden-$cpu.json
+    --outputs /root/results/golden-$cpu.npz --count-frames /tmp/arm64-demo.mp4 > /root/results/golden-$cpu.json || true
+  cat /root/results/golden-$cpu.json
 done
 python3 - "$check" "$run" "$t0" "$t1" "$r0" "$r1" $CPUS <<EOF
 import json, sys
 check, run, t0, t1, r0, r1 = sys.argv[1:7]
-per_cpu = {cpu: json.load(open(f"/tmp/golden-{cpu}.json")) for cpu in sys.argv[7:]}
+per_cpu = {cpu: json.load(open(f"/root/results/golden-{cpu}.json")) for cpu in sys.argv[7:]}
 print("RESULT " + json.dumps({"check": int(check), "run": int(run), "install_s": float(t1) - float(t0),
                               "run_s": float(r1) - float(r0), "golden": per_cpu}))
 EOF
@@ -187,32 +188,13 @@ for rel in "${RELEASES[@]}"; do
   say "$rel: running (log: $log)"
   if check_release "$rel" > "$log" 2>&1; then :; else say "$rel: the check stopped (exit $?): see $log"; status=1; fi
   wall=$(( $(date +%s) - start ))
-  line="$(grep '^RESULT ' "$log" | tail -1 | cut -c8-)"
-  RESULTS+=("$rel	$wall	${line:-{\}}")
+  line="$(grep '^RESULT ' "$log" | tail -1 | cut -c8- || true)"
+  [ -n "$line" ] || line="{}"
+  RESULTS+=("$rel	$wall	$line")
+  # golden replay outputs per emulated CPU, to compare with other machines' (scripts/golden_replay.py --compare)
+  mkdir -p "$CACHE/$rel/results" && cp "$CACHE/$rel/root/root/results/"* "$CACHE/$rel/results/" 2>/dev/null || true
   [ "$KEEP" = 1 ] || rm -rf -- "${CACHE:?}/$rel/root"
 done
 
-printf '%s\n' "${RESULTS[@]}" | python3 -c '
-import json, sys
-rows, failed = [], False
-for line in sys.stdin:
-    rel, wall, raw = line.rstrip("\n").split("\t", 2)
-    res = json.loads(raw) if raw.strip() else {}
-    if not res:
-        rows.append(f"| {rel} | - | - | - | - | did not finish | - | - | {wall} s |"); failed = True; continue
-    for cpu, g in res["golden"].items():
-        verdicts = ", ".join(f"{n} {b[\"version\"] if \"version\" in b else \"\"} "
-                             f"{\"ok\" if b[\"ok\"] else \"FAIL\"} ({b[\"detail\"]})" for n, b in g["bundles"].items())
-        failed |= not all(b["ok"] for b in g["bundles"].values())
-        rows.append(f"| {rel} | {g[\"python\"]} | {g[\"runtime\"]} | {cpu}: {g[\"kernels\"]}"
-                    f"{\", XNNPACK\" if g[\"xnnpack\"] else \", no XNNPACK\"} | "
-                    f"{\"ok\" if res[\"check\"] == 0 else \"FAIL\"} | {verdicts} | {g.get(\"frames\", 0)} | "
-                    f"{res[\"run_s\"]:.0f} s | {wall} s (install {res[\"install_s\"]:.0f} s) |")
-    failed |= res["check"] != 0 or res["run"] != 0 or not g.get("frames")
-print("| release | Python | runtime | emulated CPU: int8 kernels | face-edge check | golden faces per bundle "
-      "| frames recorded | face-edge run | wall time |")
-print("|---|---|---|---|---|---|---|---|---|")
-print("\n".join(rows))
-sys.exit(1 if failed else 0)
-' || status=1
+printf '%s\n' "${RESULTS[@]}" | python3 "$SRC/scripts/arm64_table.py" || status=1
 exit "$status"

@@ -5,6 +5,7 @@ and runnable on any machine with face-edge installed::
 
     python scripts/golden_replay.py --models /var/lib/face-edge/models [--outputs replay.npz]
     python scripts/golden_replay.py --models models --count-frames out/demo.mp4
+    python scripts/golden_replay.py --models models --compare x86.npz arm64.npz   # steps apart
 
 The JSON holds the Python and runtime versions, the CPU features the int8 kernels are chosen on
 (XNNPACK dispatches on them), whether the XNNPACK delegate was applied, and per bundle the verdict
@@ -136,13 +137,42 @@ def replay(models_dir: Path, outputs: Path | None) -> dict[str, Any]:
     return report
 
 
+def compare_outputs(models_dir: Path, a: Path, b: Path) -> dict[str, dict[str, float]]:
+    """Return {bundle/output: {max_steps, mean_steps}}: how far two --outputs files are apart, in
+    output quantization steps (1 - cosine for embeddings)."""
+    from edge.bundle import load_bundle
+    from edge.models import FaceModel
+
+    steps: dict[str, dict[str, float]] = {}
+    with np.load(a) as fa, np.load(b) as fb:
+        keys = sorted(set(fa.files) & set(fb.files))
+        for folder in sorted(p for p in models_dir.iterdir() if (p / "manifest.yaml").is_file()):
+            model = FaceModel(load_bundle(folder))
+            for spec, index in zip(model.manifest.outputs, model._out_indices):
+                scale = model._out_quant[index][0] or 1.0
+                pairs = [(fa[k], fb[k]) for k in keys if k.startswith(f"{folder.name}/{spec.name}/")]
+                if not pairs:
+                    continue
+                if spec.kind == "embedding":
+                    d = [1 - float(x @ y) / float(np.linalg.norm(x) * np.linalg.norm(y)) for x, y in pairs]
+                else:
+                    d = list(np.concatenate([np.abs(x - y) / scale for x, y in pairs]))
+                steps[f"{folder.name}/{spec.name}"] = {"max": float(np.max(d)), "mean": float(np.mean(d))}
+    return steps
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the report as one JSON line; return 0 when every bundle's golden faces replay."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=Path, required=True, help="folder with one folder per bundle")
     ap.add_argument("--outputs", type=Path, help="save every raw output per golden face to this .npz")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("A.npz", "B.npz"),
+                    help="print how far two --outputs files are apart (quantization steps) instead")
     ap.add_argument("--count-frames", type=Path, metavar="VIDEO", help="also count the frames of this video")
     args = ap.parse_args(argv)
+    if args.compare:
+        print(json.dumps(compare_outputs(args.models, *args.compare)))
+        return 0
     report = replay(args.models, args.outputs)
     if args.count_frames:
         report["frames"] = count_frames(args.count_frames) if args.count_frames.is_file() else 0

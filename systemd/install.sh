@@ -148,13 +148,17 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
   [ "$ROOT" = / ] || APT_ROOT=(-o "RootDir=$ROOT")
   apt-get "${APT_ROOT[@]}" update -qq
   INSTALL=()
+  UNAVAILABLE=()
   for pkg in "${MISSING[@]}"; do
     if [[ " ${CAMERA_PACKAGES[*]} " == *" $pkg "* ]] && ! apt-cache "${APT_ROOT[@]}" show "$pkg" >/dev/null 2>&1; then
-      echo "install.sh: warning: $pkg is not in this system's apt sources (not Raspberry Pi OS?): the Pi camera source (picamera) will not work; USB cameras, files and streams do" >&2
-      continue
+      UNAVAILABLE+=("$pkg")
+    else
+      INSTALL+=("$pkg")
     fi
-    INSTALL+=("$pkg")
   done
+  if [ "${#UNAVAILABLE[@]}" -gt 0 ]; then
+    echo "install.sh: warning: ${UNAVAILABLE[*]} not in this system's apt sources (not Raspberry Pi OS?): the Pi camera source (picamera) will not work; USB cameras, files and streams do" >&2
+  fi
   if [ "${#INSTALL[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get "${APT_ROOT[@]}" install -y -qq --no-install-recommends "${INSTALL[@]}"
     changed "installed apt packages: ${INSTALL[*]}"
@@ -236,10 +240,13 @@ if [ "$(cat "$R$PREFIX/source.sha256" 2>/dev/null)" != "$STAMP" ]; then
   # pip builds face-edge in an isolated environment with the build backend pyproject.toml names
   # (setuptools from PyPI, cached by pip): nothing is needed from the base Python (apt's setuptools
   # 66 on Bookworm cannot build a wheel without the separate `wheel` package).
+  # The pi extra (picamera2) only where apt provides it: from PyPI it would compile python-prctl.
+  EXTRAS=edge
+  if "$R$VENV/bin/python" -c 'import picamera2' >/dev/null 2>&1; then EXTRAS=edge,pi; fi
   "$R$VENV/bin/python" -m pip install --disable-pip-version-check -q \
-    -c "$CONSTRAINTS" "$SRC[edge,pi]"
+    -c "$CONSTRAINTS" "$SRC[$EXTRAS]"
   echo "$STAMP" > "$R$PREFIX/source.sha256"
-  changed "installed face-edge from $SRC into $VENV"
+  changed "installed face-edge[$EXTRAS] from $SRC into $VENV"
 fi
 if [ "$(readlink "$R/usr/local/bin/face-edge" 2>/dev/null)" != "$VENV/bin/face-edge" ]; then
   mkdir -p "$R/usr/local/bin"

@@ -210,5 +210,5 @@ def test_camera_packages_missing_from_apt_sources(fake_root: tuple[Path, dict[st
     calls = (tmp_path / "apt.log").read_text().splitlines()
     assert calls == [f"apt-get -o RootDir={root} update -qq"], calls
     warnings = [ln for ln in done.stderr.splitlines() if "warning:" in ln]
-    assert any("python3-picamera2 is not in this system's apt sources" in ln and "picamera" in ln
+    assert any("python3-picamera2 python3-libcamera not in this system's apt sources" in ln and "picamera" in ln
                for ln in warnings), done.stderr
