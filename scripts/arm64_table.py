@@ -21,11 +21,15 @@ def rows(lines: list[str]) -> tuple[list[str], bool]:
             continue
         failed |= res["check"] != 0 or res["run"] != 0
         for cpu, g in res["golden"].items():
+            if "error" in g:
+                out.append(f"| {rel} | - | - | {cpu} | {'ok' if res['check'] == 0 else 'FAIL'} | {g['error']} | - | - | {wall} s |")
+                failed = True
+                continue
             bundles = g.get("bundles", {})
             verdicts = "; ".join(f"{name} {b.get('version', '')}: {'ok' if b['ok'] else 'FAIL'} ({b['detail']})"
                                  for name, b in bundles.items())
             failed |= not bundles or not all(b["ok"] for b in bundles.values()) or not g.get("frames")
-            out.append(f"| {rel} | {g['python']} | {g['runtime']} | {cpu}: {g['kernels']}, "
+            out.append(f"| {rel} | {g['python']} | {g['runtime']} | {cpu} ({g.get('cpu_model', '')}): {g['kernels']}, "
                        f"{'XNNPACK' if g['xnnpack'] else 'no XNNPACK'} | {'ok' if res['check'] == 0 else 'FAIL'} | "
                        f"{verdicts} | {g.get('frames', 0)} | {res['run_s']:.0f} s | "
                        f"{wall} s (install {res['install_s']:.0f} s) |")

@@ -47,6 +47,19 @@ def cpu_features() -> list[str]:
     return [f for f in X86_FLAGS if f in flags]
 
 
+def cpu_model() -> str:
+    """Return the machine or CPU model /proc/cpuinfo names (a Pi's "Model", x86's "model name"), or ''."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    for key in ("Model", "model name"):
+        for ln in lines:
+            if ln.split(":")[0].strip() == key:
+                return ln.split(":", 1)[1].strip()
+    return ""
+
+
 def kernel_family(features: list[str]) -> str:
     """Return the family of XNNPACK int8 GEMM kernels these features select (its dispatch order)."""
     if "i8mm" in features:
@@ -106,7 +119,7 @@ def replay(models_dir: Path, outputs: Path | None) -> dict[str, Any]:
     report: dict[str, Any] = {
         "machine": platform.machine(), "python": platform.python_version(),
         "runtime": f"{runtime.name} {runtime.version()}", "numpy": np.__version__,
-        "cpu_features": features, "kernels": kernel_family(features), "qemu_cpu": os.environ.get("QEMU_CPU", ""),
+        "cpu_model": cpu_model(), "cpu_features": features, "kernels": kernel_family(features), "qemu_cpu": os.environ.get("QEMU_CPU", ""),
         "bundles": {},
     }
     saved: dict[str, np.ndarray] = {}
