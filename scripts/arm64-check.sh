@@ -15,10 +15,11 @@
 #      of face-edge with ai_edge_litert's aarch64 wheel, unit enabled; only starting it is left out
 #      (no systemd runs in a chroot);
 #   3. `face-edge check` and `face-edge run --source demo --no-display --max-frames 30 --record`
-#      with the service's config and the shipped bundles install.sh copied;
+#      on the bundles install.sh put in /var/lib/face-edge/models (every folder of models/);
 #   4. every installed bundle's golden faces replayed as `face-edge install-bundle` does
 #      (scripts/golden_replay.py -> edge.push.compare_golden), once per emulated CPU: cortex-a76
-#      (Raspberry Pi 5: NEON with dot product) and cortex-a72 (Pi 4: NEON without it).
+#      (Raspberry Pi 5: NEON with dot product) and cortex-a72 (Pi 4: NEON without it), each with
+#      that Pi's /proc/cpuinfo shown to the guest, so XNNPACK starts and picks its kernels as there.
 # It prints a table (release, Python, runtime, CPU, each bundle's golden verdict, frames, wall time)
 # and exits 1 when anything failed.
 #
@@ -27,7 +28,6 @@
 #          --rebuild    build the base root file systems again
 #          --keep       keep each release's work root (DIR/RELEASE/root) to look inside afterwards
 #          --cpus "cortex-a76 cortex-a72"  the emulated CPUs the golden faces are replayed on
-#                       (qemu-aarch64-static -cpu help lists them)
 # Environment: FACE_EDGE_ARM64_MIRROR (default http://deb.debian.org/debian).
 set -euo pipefail
 
@@ -102,10 +102,10 @@ build_base() {  # build_base RELEASE: the cached minimal root file system
 copy_host_settings() {
   local root="$1" f
   cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
-  for f in /etc/pip.conf /etc/xdg/pip "${XDG_CONFIG_HOME:-$HOME/.config}/pip" /etc/ssl/certs/ca-certificates.crt \
+  for f in /etc/pip.conf /etc/xdg/pip "${XDG_CONFIG_HOME:-${HOME:-/root}/.config}/pip" /etc/ssl/certs/ca-certificates.crt \
            "${PIP_CERT:-}" "${SSL_CERT_FILE:-}" "${REQUESTS_CA_BUNDLE:-}" "${PIP_CONSTRAINT:-}"; do
     [ -n "$f" ] && [ -e "$f" ] || continue
-    case "$f" in "$HOME"/*) dest="$root/root/${f#"$HOME"/}" ;; *) dest="$root$f" ;; esac
+    case "$f" in "${HOME:-/root}"/*) dest="$root/root/${f#"${HOME:-/root}"/}" ;; *) dest="$root$f" ;; esac
     mkdir -p "$(dirname "$dest")"
     cp -rL "$f" "$(dirname "$dest")/"
   done

@@ -9,6 +9,24 @@ import json
 import sys
 
 
+def counts(lines: list[str]) -> tuple[int, int]:
+    """Return (passed, failed) over the checks: per release install, check and run; per release,
+    CPU and bundle the golden replay."""
+    passed = failed = 0
+    for line in lines:
+        res = json.loads(line.rstrip("\n").split("\t", 2)[2] or "{}")
+        if not res:
+            failed += 1
+            continue
+        steps = [res["check"] == 0, res["run"] == 0]
+        for g in res["golden"].values():
+            steps += [bool(g.get("frames"))] if "error" not in g else [False]
+            steps += [b["ok"] for b in g.get("bundles", {}).values()]
+        passed += sum(steps) + 1  # + the install, which got this far
+        failed += len(steps) - sum(steps)
+    return passed, failed
+
+
 def rows(lines: list[str]) -> tuple[list[str], bool]:
     """Return the table's rows (one per release and emulated CPU) and whether anything failed."""
     out, failed = [], False
@@ -38,12 +56,15 @@ def rows(lines: list[str]) -> tuple[list[str], bool]:
 
 def main() -> int:
     """Print the table; return 1 when anything failed."""
-    table, failed = rows([ln for ln in sys.stdin if ln.strip()])
+    lines = [ln for ln in sys.stdin if ln.strip()]
+    table, failed = rows(lines)
     print("| release | Python | runtime | emulated CPU: int8 kernels | face-edge check | golden faces per bundle "
           "| frames recorded | face-edge run (30 frames) | wall time |")
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(table))
-    return 1 if failed else 0
+    passed, failures = counts(lines)
+    print(f"arm64: {passed} passed, {failures} failed")
+    return 1 if failed or failures else 0
 
 
 if __name__ == "__main__":
