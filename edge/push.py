@@ -51,7 +51,7 @@ DEFAULT_STAGING = "/var/lib/face-edge/staging"
 # quantization steps on one demo face (0.11 of a sigmoid's 0..1) and by 1.5-5 steps on average.
 # So a value may differ by ``max_steps`` steps of its output's quantization (a manifest may measure
 # and set its own per output under ``golden: {max_steps: {output: n}}``, twice the largest spread
-# measured; the defaults below are twice that of the shipped bundles), and every decision the
+# measured; the defaults below are about twice that of the shipped bundles), and every decision the
 # device shows must hold where noise cannot flip it: a label on or off at its manifest threshold,
 # the top class, the age group, unless the recorded value lies within half the allowance of the
 # threshold (or the top-two margin within the allowance). Embeddings: cosine >= ``min_cosine``.
@@ -118,13 +118,14 @@ def decision_changes(spec: Any, y: np.ndarray, want: np.ndarray, band: float) ->
             label = labels[k] if k < len(labels) else str(k)
             thr = spec.threshold(label)
             if (y[k] >= thr) != (want[k] >= thr) and abs(float(want[k]) - thr) > band:
-                changes.append(f"{label} {'on' if y[k] >= thr else 'off'} at {thr:g} (recorded {want[k]:.3f}, now {y[k]:.3f})")
+                changes.append(f"{label} {'on' if y[k] >= thr else 'off'} at {thr:g} "
+                               f"(recorded {want[k]:.3f}, now {y[k]:.3f})")
     elif spec.kind == "softmax" and want.size > 1:
         top_want, top_y = int(np.argmax(want)), int(np.argmax(y))
         margin = float(np.sort(want)[-1] - np.sort(want)[-2])
         if top_y != top_want and margin > 2 * band:
-            name = (lambda i: spec.labels[i] if i < len(spec.labels) else str(i))
-            changes.append(f"top class {name(top_y)} instead of {name(top_want)} (recorded margin {margin:.3f})")
+            names = list(spec.labels) + [str(i) for i in range(len(spec.labels), want.size)]
+            changes.append(f"top class {names[top_y]} instead of {names[top_want]} (recorded margin {margin:.3f})")
     elif spec.kind == "regression" and spec.groups and y.size == 1:
         bounds = sorted({float(g[k]) for g in spec.groups for k in ("min", "max") if g.get(k) is not None})
 

@@ -55,30 +55,26 @@ while [ $# -gt 0 ]; do
 done
 [ "${#RELEASES[@]}" -gt 0 ] || RELEASES=(bookworm trixie)
 [ "$(id -u)" -eq 0 ] || die "run as root (debootstrap and chroot need it): sudo bash $0 $*"
-[ "$(uname -m)" = x86_64 ] || [ "$(uname -m)" = aarch64 ] || die "needs an x86_64 or aarch64 host"
+[ "$(uname -m)" = x86_64 ] || die "needs an x86_64 host: it emulates arm64 (on a Pi, run systemd/install.sh itself)"
 case "$CACHE" in "$SRC"|"$SRC"/*) die "--cache must be outside the repository ($SRC)" ;; esac
 command -v git >/dev/null || die "git is needed to copy the checkout"
 
 # --- host tools -------------------------------------------------------------------------------
 need=()
 command -v debootstrap >/dev/null || need+=(debootstrap)
-if [ "$(uname -m)" != aarch64 ]; then
-  [ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
-  command -v update-binfmts >/dev/null || need+=(binfmt-support)
-fi
+[ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+command -v update-binfmts >/dev/null || need+=(binfmt-support)
 if [ "${#need[@]}" -gt 0 ]; then
   say "installing with apt: ${need[*]} (to build and run an arm64 Debian under emulation)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if [ "$(uname -m)" != aarch64 ]; then
-  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-  update-binfmts --enable qemu-aarch64 2>/dev/null || true
-  grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null || \
-    die "binfmt for qemu-aarch64 is not enabled (update-binfmts --enable qemu-aarch64 failed)"
-  # The F flag makes the kernel keep the interpreter open, so it runs inside the chroot too.
-  grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 || \
-    die "binfmt qemu-aarch64 lacks the F (fix binary) flag: reinstall qemu-user-static"
-fi
+mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+update-binfmts --enable qemu-aarch64 2>/dev/null || true
+grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null || \
+  die "binfmt for qemu-aarch64 is not enabled (update-binfmts --enable qemu-aarch64 failed)"
+# The F flag makes the kernel keep the interpreter open, so it runs inside the chroot too.
+grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 || \
+  die "binfmt qemu-aarch64 lacks the F (fix binary) flag: reinstall qemu-user-static"
 mkdir -p "$CACHE/pip"
 
 # --- one release --------------------------------------------------------------------------------
@@ -218,7 +214,12 @@ for rel in "${RELEASES[@]}"; do
   log="$CACHE/$rel/check.log"
   mkdir -p "$CACHE/$rel"
   say "$rel: running (log: $log)"
-  if check_release "$rel" > "$log" 2>&1; then :; else say "$rel: the check stopped (exit $?): see $log"; status=1; fi
+  # In a subshell, with errexit (an `if` would switch it off): a failure ends this release's check only.
+  set +e
+  (set -e; check_release "$rel") > "$log" 2>&1
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then say "$rel: the check stopped (exit $rc): see $log"; status=1; fi
   wall=$(( $(date +%s) - start ))
   line="$(grep '^RESULT ' "$log" | tail -1 | cut -c8- || true)"
   [ -n "$line" ] || line="{}"

@@ -53,7 +53,7 @@ project_venv() {
   local base="${FACE_EDGE_PYTHON:-python3}"
   if [ ! -x "$VENV/bin/python" ]; then
     [ -z "$(venv_package)" ] || apt_install "$script" "for the project's .venv" "$(venv_package)"
-    echo "$script: creating the project's virtual environment $VENV (the system Python refuses pip installs)"
+    echo "$script: creating the project's virtual environment $VENV (Debian's and Raspberry Pi OS's system Python refuses pip installs: PEP 668)"
     "$base" -m venv --system-site-packages "$VENV"
   fi
   VENV_PY="$VENV/bin/python"
