@@ -69,8 +69,10 @@ def publish(tmp: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-GOLDEN_ATOL = 0.01        # on dequantized outputs; edge.push also always allows two output quantization steps
-GOLDEN_MIN_COSINE = 0.98  # embeddings by direction: tflite_runtime 2.14 and LiteRT int8 kernels agree to ~0.988
+GOLDEN_ATOL = 0.01        # on dequantized outputs; edge.push also allows GOLDEN_MAX_STEPS output quantization steps
+# Embeddings by direction: LiteRT's built-in int8 kernels agree with XNNPACK to 0.984 on demo faces and
+# tflite_runtime 2.14 to ~0.988, so 0.96 leaves room for a Pi's kernels (edge.push.GOLDEN_MIN_COSINE).
+GOLDEN_MIN_COSINE = 0.96
 
 
 def write_golden(folder: Path, model: FaceModel, faces_rgb: np.ndarray) -> dict[str, Any]:

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs the edge app and starts the live demo on the shipped clip and shipped models.
-# With a screen it opens a window (q or Esc quits); without one it runs headless and
-# writes the annotated video to out/demo.mp4 and person events to out/events.jsonl.
+# Installs the edge app into the project's .venv and starts the live demo on the shipped clip and
+# shipped models. With a screen it opens a window (q or Esc quits); without one it runs headless
+# and writes the annotated video to out/demo.mp4 and person events to out/events.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q --disable-pip-version-check -e ".[edge]"
+. scripts/project_venv.sh
+# OpenCV's wheel loads libGL and GLib, which a minimal system (Raspberry Pi OS Lite) lacks.
+apt_install demo.sh "OpenCV's wheel needs libGL and GLib; python3-venv makes the project's .venv" \
+  libgl1 "$(glib_package)" $(venv_package)
+project_venv demo.sh edge
 mkdir -p out
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
   exec face-edge run --config edge.yaml "$@"

@@ -1,18 +1,12 @@
 #!/usr/bin/env bash
-# Installs everything the tests need on a fresh Debian/Raspberry Pi OS machine, then runs them.
+# Installs everything the tests need on a fresh Debian/Raspberry Pi OS machine, then runs them:
+# the tools below with apt (as root, else through sudo), and the app, trainer and test tools with
+# pip into the project's .venv (the system Python refuses pip installs: PEP 668).
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-if command -v apt-get >/dev/null 2>&1; then
-  missing=""
-  command -v xvfb-run >/dev/null 2>&1 || missing="$missing xvfb"
-  command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
-  command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
-  command -v rsync >/dev/null 2>&1 || missing="$missing rsync"
-  if [ -n "$missing" ]; then
-    $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-  fi
-fi
-python3 -m pip install -q --disable-pip-version-check -e ".[edge,trainer,dev]"
-exec python3 -m pytest -q -ra "$@"
+. scripts/project_venv.sh
+apt_install test.sh "the tests need Xvfb for a real window, sshd and rsync for push, systemd-analyze for the unit, libGL/GLib for OpenCV; python3-venv makes the project's .venv" \
+  xvfb openssh-server rsync systemd libgl1 "$(glib_package)" $(venv_package)
+project_venv test.sh edge,trainer,dev
+exec "$VENV_PY" -m pytest -q -ra "$@"

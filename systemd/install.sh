@@ -130,22 +130,39 @@ fi
 # --- apt packages -----------------------------------------------------------------------------
 # picamera2 and libcamera come from apt (the pip picamera2 needs a compiler and libcap-dev and
 # must match the system libcamera); OpenCV and LiteRT come from pip wheels into the venv, which
-# sees apt's packages through --system-site-packages. rsync receives `face-edge push`.
-PACKAGES=(python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-picamera2 python3-libcamera rsync libgl1)
+# sees apt's packages through --system-site-packages. OpenCV's wheel loads libGL and GLib (absent
+# from Raspberry Pi OS Lite). rsync receives `face-edge push`.
+PACKAGES=(python3-venv python3-numpy rsync libgl1)
 case "$CODENAME" in
   trixie) PACKAGES+=(libglib2.0-0t64) ;;
   *) PACKAGES+=(libglib2.0-0) ;;
 esac
+# Only Raspberry Pi OS's own apt source has these (plain Debian arm64 has no python3-picamera2):
+# without them everything but the Pi camera source works.
+CAMERA_PACKAGES=(python3-picamera2 python3-libcamera)
+installed() { dpkg-query "${ROOT_ARGS[@]}" -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 MISSING=()
-for pkg in "${PACKAGES[@]}"; do
-  dpkg-query "${ROOT_ARGS[@]}" -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || MISSING+=("$pkg")
-done
+for pkg in "${PACKAGES[@]}" "${CAMERA_PACKAGES[@]}"; do installed "$pkg" || MISSING+=("$pkg"); done
 if [ "${#MISSING[@]}" -gt 0 ]; then
   APT_ROOT=()
   [ "$ROOT" = / ] || APT_ROOT=(-o "RootDir=$ROOT")
   apt-get "${APT_ROOT[@]}" update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get "${APT_ROOT[@]}" install -y -qq --no-install-recommends "${MISSING[@]}"
-  changed "installed apt packages: ${MISSING[*]}"
+  INSTALL=()
+  UNAVAILABLE=()
+  for pkg in "${MISSING[@]}"; do
+    if [[ " ${CAMERA_PACKAGES[*]} " == *" $pkg "* ]] && ! apt-cache "${APT_ROOT[@]}" show "$pkg" >/dev/null 2>&1; then
+      UNAVAILABLE+=("$pkg")
+    else
+      INSTALL+=("$pkg")
+    fi
+  done
+  if [ "${#UNAVAILABLE[@]}" -gt 0 ]; then
+    echo "install.sh: warning: ${UNAVAILABLE[*]} not in this system's apt sources (not Raspberry Pi OS?): the Pi camera source (picamera) will not work; USB cameras, files and streams do" >&2
+  fi
+  if [ "${#INSTALL[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get "${APT_ROOT[@]}" install -y -qq --no-install-recommends "${INSTALL[@]}"
+    changed "installed apt packages: ${INSTALL[*]}"
+  fi
 fi
 
 # --- user and folders -------------------------------------------------------------------------
@@ -220,11 +237,16 @@ if [ "$(cat "$R$PREFIX/source.sha256" 2>/dev/null)" != "$STAMP" ]; then
   if sysnp="$("$R$VENV/bin/python" -c 'import numpy; print(numpy.__version__)' 2>/dev/null)"; then
     echo "numpy==$sysnp" > "$CONSTRAINTS"
   fi
-  # --no-build-isolation: build with apt's setuptools/wheel instead of downloading them.
-  "$R$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-build-isolation \
-    -c "$CONSTRAINTS" "$SRC[edge,pi]"
+  # pip builds face-edge in an isolated environment with the build backend pyproject.toml names
+  # (setuptools from PyPI, cached by pip): nothing is needed from the base Python (apt's setuptools
+  # 66 on Bookworm cannot build a wheel without the separate `wheel` package).
+  # The pi extra (picamera2) only where apt provides it: from PyPI it would compile python-prctl.
+  EXTRAS=edge
+  if "$R$VENV/bin/python" -c 'import picamera2' >/dev/null 2>&1; then EXTRAS=edge,pi; fi
+  "$R$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+    -c "$CONSTRAINTS" "$SRC[$EXTRAS]"
   echo "$STAMP" > "$R$PREFIX/source.sha256"
-  changed "installed face-edge from $SRC into $VENV"
+  changed "installed face-edge[$EXTRAS] from $SRC into $VENV"
 fi
 if [ "$(readlink "$R/usr/local/bin/face-edge" 2>/dev/null)" != "$VENV/bin/face-edge" ]; then
   mkdir -p "$R/usr/local/bin"

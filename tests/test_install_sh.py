@@ -3,8 +3,10 @@
 Real here: bash, the venv (from this machine's python, with --system-site-packages), pip
 installing this repository with the [edge,pi] extras, useradd/usermod/userdel/groupdel
 --root, dpkg-query --root, systemctl --root enable/disable. Mocked, because it would install
-packages into this machine: apt-get only (a PATH shim that records its calls and writes the
-"installed" packages into the throwaway root's dpkg status file, which the real dpkg-query reads).
+packages into this machine: apt-get (a PATH shim that records its calls and writes the
+"installed" packages into the throwaway root's dpkg status file, which the real dpkg-query reads)
+and apt-cache (a shim that says which packages the apt sources offer; the throwaway root has no
+package lists). scripts/arm64-check.sh runs the same installer with the real apt in arm64 Debian.
 """
 from __future__ import annotations
 
@@ -42,6 +44,14 @@ if [ "${args[0]:-}" = install ]; then
       >> "$root/var/lib/dpkg/status"
   done
 fi
+"""
+
+FAKE_APT_CACHE = r"""#!/usr/bin/env bash
+# Test double for apt-cache show: every package is available except those in $FAKE_APT_UNAVAILABLE.
+echo "apt-cache $*" >> "$FAKE_APT_LOG.cache"
+pkg="${@: -1}"
+case " ${FAKE_APT_UNAVAILABLE:-} " in *" $pkg "*) echo "N: Unable to locate package $pkg" >&2; exit 100 ;; esac
+printf 'Package: %s\n' "$pkg"
 """
 
 
@@ -82,6 +92,8 @@ def fake_root(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     shims.mkdir()
     (shims / "apt-get").write_text(FAKE_APT)
     (shims / "apt-get").chmod(0o755)
+    (shims / "apt-cache").write_text(FAKE_APT_CACHE)
+    (shims / "apt-cache").chmod(0o755)
     log = tmp_path / "apt.log"
     env = dict(os.environ, PATH=f"{shims}:{os.environ['PATH']}", FAKE_APT_LOG=str(log), SUDO_USER="")
     env.pop("PIP_REQUIRE_VIRTUALENV", None)
@@ -184,3 +196,19 @@ def test_refuses_unsupported_os(fake_root: tuple[Path, dict[str, str]], tmp_path
     assert done.returncode != 0
     assert "Bookworm and Trixie" in done.stderr and "bullseye" in done.stderr
     assert not (tmp_path / "apt.log").exists()
+
+
+def test_camera_packages_missing_from_apt_sources(fake_root: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """Plain Debian (no Raspberry Pi OS apt source): one warning, everything else installed."""
+    root, env = fake_root
+    env["FAKE_APT_UNAVAILABLE"] = "python3-picamera2 python3-libcamera"
+    for name in ("python3-venv", "python3-numpy", "rsync", "libgl1", "libglib2.0-0"):  # installed
+        with (root / "var/lib/dpkg/status").open("a") as fh:
+            fh.write(f"Package: {name}\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0\n\n")
+    done = _run(root, env, "--python", "/bin/false")  # stops where the venv would be made
+    assert done.returncode != 0
+    calls = (tmp_path / "apt.log").read_text().splitlines()
+    assert calls == [f"apt-get -o RootDir={root} update -qq"], calls
+    warnings = [ln for ln in done.stderr.splitlines() if "warning:" in ln]
+    assert any("python3-picamera2 python3-libcamera not in this system's apt sources" in ln and "picamera" in ln
+               for ln in warnings), done.stderr
