@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -107,6 +108,8 @@ class Fleet:
         self.v1 = make_bundle(base / "bundles" / "v1", "1", seed=1, sign_with=signer)
         v1_old_key = make_bundle(base / "bundles" / "v1-old-key", "1", seed=1, sign_with=other)
         self.v2 = make_bundle(base / "bundles" / "v2", "2", seed=2, sign_with=signer)
+        self.v3 = make_bundle(base / "bundles" / "v3", "3", seed=3, sign_with=signer)
+        self.bad = make_bundle(base / "bundles" / "bad", "4", seed=4, sign_with=signer, golden_shift=0.5)
         self.sshd = [Sshd(base / f"sshd{i}") for i in (1, 2, 3)]
         site = keys / "site.pub"
         self.devices = {
@@ -325,3 +328,44 @@ def test_unreachable_hosts_are_reported_within_the_timeout_and_nothing_changes(f
         print(f"\nunreachable hosts reported in {took:.1f} s (connect timeout 3 s)")
     finally:
         hole.close()
+
+
+def test_ansible_playbook_does_the_same_with_the_device_side_command(fleet: Fleet, tmp_path: Path) -> None:
+    """systemd/ansible/push-bundle.yml installs with the device's own command; a bad canary stops the play."""
+    if shutil.which("ansible-playbook") is None:
+        pytest.skip("ansible-playbook is not installed (pip install ansible-core)")
+    lines = ["[doors]"]
+    for name in ("door-1", "door-2"):
+        server, device = fleet.servers[name], fleet.devices[name]
+        lines.append(f"{name} ansible_host=127.0.0.1 ansible_port={server.port} "
+                     f"ansible_ssh_private_key_file={server.base / 'client_key'} "
+                     f"ansible_ssh_common_args='-o UserKnownHostsFile={server.known_hosts} -o StrictHostKeyChecking=yes' "
+                     f"face_edge_config={device.config} face_edge_staging={device.root / 'staging'}")
+    lines += ["", "[doors:vars]", "ansible_user=root", f"ansible_python_interpreter={sys.executable}",
+              "ansible_ssh_transfer_method=piped",  # the test sshd has no sftp subsystem
+              f"face_edge_command='{REMOTE}'", "health_timeout=20", ""]
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("\n".join(lines))
+    env = child_env(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
+                    ANSIBLE_SSH_CONTROL_PATH_DIR=str(tmp_path / "cp"), ANSIBLE_RETRY_FILES_ENABLED="0")
+    playbook = REPO / "systemd" / "ansible" / "push-bundle.yml"
+
+    def play(bundle: Path, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ansible-playbook", "-i", str(inventory), str(playbook), "-e", f"bundle={bundle}",
+                               *extra], env=env, capture_output=True, text=True, timeout=300)
+
+    door2 = fleet.devices["door-2"].running()
+    started = time.monotonic()
+    ok = play(fleet.v3, "--limit", "door-1")
+    print(f"\nansible-playbook, 1 host: {time.monotonic() - started:.1f} s")
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr
+    assert fleet.devices["door-1"].running() == "3"
+    assert "door-1                     : ok=" in ok.stdout and "failed=0" in ok.stdout
+    # the canary refuses a bundle whose model does not reproduce its golden faces: the play stops
+    # there, door-2 is never started
+    bad = play(fleet.bad)
+    assert bad.returncode != 0
+    assert "door-1: attributes 4 failed: face-edge: error:" in bad.stdout and "golden" in bad.stdout, \
+        bad.stdout[-3000:]
+    assert "door-2" not in bad.stdout
+    assert fleet.devices["door-1"].running() == "3" and fleet.devices["door-2"].running() == door2
