@@ -11,14 +11,26 @@ from .faces import FaceCropper, read_image
 from .run import Run
 
 
-def model_outputs(model: Any, crops: np.ndarray, batch: int = 128) -> dict[str, np.ndarray]:
-    """Return {output name: N x K float array} of ``model`` on uint8 RGB crops (N x S x S x 3)."""
-    out = model.predict(crops.astype(np.float32), batch_size=batch, verbose=0)
-    if isinstance(out, dict):
-        return {k: np.asarray(v) for k, v in out.items()}
+CHUNK = 4096  # crops converted to float32 at a time (a float copy of a 20,000-face split would be 3 GB at 112 px)
+
+
+def model_outputs(model: Any, crops: Any, batch: int = 128) -> dict[str, np.ndarray]:
+    """Return {output name: N x K float array} of ``model`` on uint8 RGB crops (N x S x S x 3).
+
+    ``crops`` may be an array or any row-indexable store (trainer.npyrows.NpyRows); it is
+    converted to float32 CHUNK rows at a time.
+    """
     names = [n if isinstance(n, str) else str(i) for i, n in enumerate(getattr(model, "output_names", []))]
-    outs = out if isinstance(out, (list, tuple)) else [out]
-    return {names[i] if i < len(names) else str(i): np.asarray(v) for i, v in enumerate(outs)}
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, max(len(crops), 1), CHUNK):
+        chunk = np.asarray(crops[start:start + CHUNK], np.float32)
+        out = model.predict(chunk, batch_size=batch, verbose=0)
+        if not isinstance(out, dict):
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            out = {names[i] if i < len(names) else str(i): v for i, v in enumerate(outs)}
+        for key, value in out.items():
+            parts.setdefault(key, []).append(np.asarray(value))
+    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def crop_files(paths: Sequence[str | Path], run: Run) -> tuple[np.ndarray, list[bool]]:
