@@ -10,10 +10,10 @@
 3. **Each host**: the single-host push (:func:`edge.push.push_bundles`): rsync, then
    ``face-edge install-bundle`` on the Pi verifies sha256, signature and golden faces, switches
    atomically, hot-reloads and switches back by itself when the reload is unhealthy.
-4. **Health gate**: the service must report, within ``--health-timeout``, that it runs the new
-   version with frames flowing and no failed reload; then it is watched for ``--soak`` seconds
-   (same process, frames still advancing). A host that fails is rolled back
-   (``install-bundle --rollback``) and the rollout stops: later hosts are not touched.
+4. **Health gate**: after ``--soak`` seconds the service must report (within ``--health-timeout``)
+   that it runs the new version, in the same process as before the update, with frames processed
+   since and no failed reload. A host that fails is rolled back (``install-bundle --rollback``)
+   and the rollout stops: later hosts are not touched.
 5. **Summary** table (host, old version, new version, result, seconds) and a state file
    written after every host, so ``--resume`` continues an interrupted or stopped rollout.
 
@@ -202,36 +202,30 @@ def health_problem(status: dict[str, Any], bundles: Sequence[BundleRef]) -> Opti
     return None
 
 
-def wait_healthy(host: Host, bundles: Sequence[BundleRef], options: RolloutOptions,
+def wait_healthy(host: Host, bundles: Sequence[BundleRef], before: Probe, options: RolloutOptions,
                  sleep: Callable[[float], None] = time.sleep) -> tuple[Optional[str], Optional[Probe]]:
-    """Poll the host until it is healthy on ``bundles``, then watch it for ``options.soak`` seconds.
+    """Watch the host for ``options.soak`` seconds after an install, then until it is healthy (``health_timeout``).
 
-    Returns (None, last probe) when healthy throughout, else (the problem, last probe).
+    Healthy (:func:`health_problem`) and, compared with ``before`` (the probe taken before the
+    update), the same service process (a crash restarted by systemd is a failure) with frames
+    processed since. Returns (None, last probe) or (the problem, last probe).
     """
+    first = (before.status or {}).get("service") or {}
+    sleep(max(0.0, options.soak))
     deadline = time.monotonic() + options.health_timeout
-    problem, last = "no answer", None
     while True:
         last = probe(host, options)
         problem = last.error if not last.ok else health_problem(last.status or {}, bundles)
-        if problem is None or time.monotonic() >= deadline:
-            break
+        now = (last.status or {}).get("service") or {}
+        if problem is None and now.get("pid") != first.get("pid"):
+            return f"the service restarted (pid {first.get('pid')} -> {now.get('pid')})", last
+        if problem is None and int(now.get("frame") or 0) <= int(first.get("frame") or 0):
+            problem = f"no frames since the update (frame {now.get('frame')})"
+        if problem is None:
+            return None, last
+        if time.monotonic() >= deadline:
+            return f"not healthy within {options.health_timeout:g} s: {problem}", last
         sleep(0.5)
-    if problem is not None:
-        return f"not healthy within {options.health_timeout:g} s: {problem}", last
-    if options.soak <= 0:
-        return None, last
-    first = (last.status or {}).get("service") or {}
-    sleep(options.soak)
-    last = probe(host, options)
-    if not last.ok:
-        return f"during the {options.soak:g} s watch: {last.error}", last
-    problem = health_problem(last.status or {}, bundles)
-    now = (last.status or {}).get("service") or {}
-    if problem is None and now.get("pid") != first.get("pid"):
-        problem = f"the service restarted (pid {first.get('pid')} -> {now.get('pid')})"
-    if problem is None and int(now.get("frame") or 0) <= int(first.get("frame") or 0):
-        problem = f"frames stopped (frame {first.get('frame')} -> {now.get('frame')})"
-    return (f"during the {options.soak:g} s watch: {problem}" if problem else None), last
 
 
 def versions_of(p: Optional[Probe], bundles: Sequence[BundleRef]) -> dict[str, Optional[str]]:
@@ -279,8 +273,8 @@ def roll_host(host: Host, bundles: Sequence[BundleRef], before: Probe, options: 
         problem = health_problem(before.status or {}, bundles)
         return finish("already", f"already runs {', '.join(b.label() for b in bundles)}"
                       + (f" (not healthy: {problem})" if problem else ""), after=before)
-    say("waiting for the service to report healthy")
-    problem, last = wait_healthy(host, bundles, options)
+    say(f"watching the service for {options.soak:g} s")
+    problem, last = wait_healthy(host, bundles, before, options)
     if problem is not None:
         say(f"health gate failed: {problem}; rolling back")
         undone = _undo(target, host, installed, options, say)

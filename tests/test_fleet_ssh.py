@@ -245,6 +245,15 @@ def test_rollout_canary_batches_stops_at_the_failing_host_rolls_it_back_and_resu
     d["hall"].start()          # systemd's Restart=on-failure: the service comes back on the old version
     d["hall"].wait_ready()
     assert d["hall"].running() == "1"
+    crash.stop.set()
+
+    # once hall is sound again, --resume finishes the rollout: every host on version 2
+    final = face_edge("push", *common, "--resume", str(fleet.v2))
+    assert final.returncode == 0, final.stderr + final.stdout
+    assert "rollout of attributes 2 complete: 4 of 4 hosts on it" in final.stdout
+    assert _row(final.stdout, "hall")[3:6] == ["1", "2", "updated"]
+    assert all(d[h].running() == "2" for h in d)
+    assert json.loads(state.read_text())["finished"] is True
 
 
 class CrashAfterInstall:

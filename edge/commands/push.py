@@ -53,11 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="continue the last rollout of these bundles to this inventory and group")
     fleet.add_argument("--skip-unreachable", action="store_true",
                        help="roll out to the hosts that answer and report the others (default: change nothing)")
-    fleet.add_argument("--health-timeout", type=float, default=30.0, metavar="SECONDS",
-                       help="how long a host has to report healthy on the new version (default 30)")
     fleet.add_argument("--soak", type=float, default=5.0, metavar="SECONDS",
-                       help="how long a healthy host is watched (same process, frames flowing) before the next "
+                       help="how long a host's service is watched after its install before its health is judged "
                             "(default 5)")
+    fleet.add_argument("--health-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="then how long it has to report healthy: the new version, the same process as before, "
+                            "frames flowing (default 30)")
     fleet.add_argument("--connect-timeout", type=positive_int, default=10, metavar="SECONDS",
                        help="ssh connect timeout per host (default 10)")
     fleet.add_argument("--state", metavar="FILE",
