@@ -4,7 +4,7 @@
                                            [--fit-steps 100] [--cache-dir /work/cache/celeba-full-bench]
 
 Makes (once) a generated data set in the official CelebA layout with as many images as the real
-release: ``img_align_celeba/000001.jpg`` .. ``202599.jpg`` (small 89x109 drawn faces, half the
+release: ``img_align_celeba/000001.jpg`` .. ``202599.jpg`` (small 64x78 drawn faces, a third of the
 aligned CelebA size), ``list_attr_celeba.txt`` (the 40 attribute names, random labels),
 ``list_eval_partition.txt`` (the official 162,770 / 19,867 / 19,962 split) and
 ``identity_CelebA.txt``. It lives outside the repository and is never committed.
@@ -47,7 +47,7 @@ ATTRIBUTES = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald 
               "Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face "
               "Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair "
               "Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
-WIDTH, HEIGHT = 89, 109
+WIDTH, HEIGHT = 64, 78
 VARIANTS = 4096
 FLOOR_GB = 4.0
 
