@@ -279,7 +279,7 @@ def roll_host(host: Host, bundles: Sequence[BundleRef], before: Probe, options: 
         say(f"health gate failed: {problem}; rolling back")
         undone = _undo(target, host, installed, options, say)
         return finish("rolled back", f"health gate: {problem}{undone}")
-    return finish("updated", (last.status or {}).get("service", {}).get("state", "") if last else "", after=last)
+    return finish("updated", after=last)
 
 
 def _undo(target: SshTarget, host: Host, installed: Sequence[BundleRef], options: RolloutOptions,

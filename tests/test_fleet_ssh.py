@@ -348,7 +348,8 @@ def test_ansible_playbook_does_the_same_with_the_device_side_command(fleet: Flee
         server, device = fleet.servers[name], fleet.devices[name]
         lines.append(f"{name} ansible_host=127.0.0.1 ansible_port={server.port} "
                      f"ansible_ssh_private_key_file={server.base / 'client_key'} "
-                     f"ansible_ssh_common_args='-o UserKnownHostsFile={server.known_hosts} -o StrictHostKeyChecking=yes' "
+                     f"ansible_ssh_common_args='-o UserKnownHostsFile={server.known_hosts} "
+                     "-o StrictHostKeyChecking=yes' "
                      f"face_edge_config={device.config} face_edge_staging={device.root / 'staging'}")
     lines += ["", "[doors:vars]", "ansible_user=root", f"ansible_python_interpreter={sys.executable}",
               "ansible_ssh_transfer_method=piped",  # the test sshd has no sftp subsystem

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,12 +41,13 @@ def test_two_logical_devices_train_to_the_one_device_loss_curve(tmp_path: Path) 
     if (celeba / "list_attr_celeba.txt").is_file():
         cmd.append(str(celeba))
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
+                          env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "curves.json").read_text())
     assert len(report["devices"]) == 2
     one, two = report["two_stage"]["one"], report["two_stage"]["two"]
-    print("\ntwo-stage loss, 1 device :", np.round(one["loss"], 5), "\n                2 devices:", np.round(two["loss"], 5))
+    print("\ntwo-stage loss, 1 device :", np.round(one["loss"], 5))
+    print("                2 devices:", np.round(two["loss"], 5))
     # frozen backbone (stage 1, 3 epochs): the same arithmetic, split over two replicas
     np.testing.assert_allclose(two["loss"][:3], one["loss"][:3], rtol=1e-4)
     # fine-tuning (stage 2) normalises each replica's half batch by its own BatchNorm statistics

@@ -137,8 +137,8 @@ def run_fleet(args: argparse.Namespace) -> int:
         return 0
     unreachable = [r.host for r in report.results if r.result == "unreachable"]
     if report.stopped_at is None and unreachable:
-        err: RolloutError = RolloutError(f"rollout of {what}: {done} of {len(report.results)} hosts on it; unreachable, "
-                                         f"not updated: {', '.join(unreachable)} (--resume once they are back)")
+        err = RolloutError(f"rollout of {what}: {done} of {len(report.results)} hosts on it; unreachable, "
+                           f"not updated: {', '.join(unreachable)} (--resume once they are back)")
         err.exit_code = 3
         raise err
     raise RolloutError(f"rollout of {what} stopped at {report.stopped_at}: {done} of {len(report.results)} hosts on "
