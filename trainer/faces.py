@@ -3,7 +3,8 @@
 When Haar finds no face on an already-aligned training image, the crop falls back to
 :func:`edge.crop.whole_image_box` (counted in :class:`CropStats`). Tight crops (UTKFace,
 FER) can be padded with a replicated border before detection so Haar sees some context.
-:func:`cached_face_crops` stores the crops of a whole data set as .npy so later runs are fast.
+:func:`cached_face_crops` stores the crops of a whole data set as .npy so later runs are fast,
+written and read row by row (:mod:`trainer.npyrows`) so a data set larger than memory streams.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -20,6 +21,8 @@ from tqdm import tqdm
 
 from edge.crop import Box, CropSpec, crop_face, iou, whole_image_box
 from edge.detect import HaarDetector
+
+from .npyrows import NpyRows, NpyRowWriter
 
 DEFAULT_CACHE = Path(os.environ.get("FACE_EDGE_CACHE", "/work/cache"))
 
@@ -119,12 +122,12 @@ def read_image(path: str | Path) -> Optional[np.ndarray]:
 
 
 def crop_images(paths: Sequence[str | Path], cropper: FaceCropper, progress: bool = True,
-                out: Optional[np.ndarray] = None,
+                out: Optional[Any] = None,
                 hints: Optional[Sequence[Optional[Box]]] = None) -> tuple[np.ndarray, np.ndarray, CropStats]:
     """Return (crops N x S x S x 3 RGB uint8, ok mask N bool, stats) for image files.
 
     Unreadable or corrupt images get an all-zero crop, ``ok=False``, and are counted.
-    ``out`` (e.g. a .npy memmap) receives the crops instead of a new array; ``hints`` are
+    ``out`` (an array, or an NpyRowWriter) receives the crops instead of a new array; ``hints`` are
     annotated face boxes that pick among Haar boxes (see :meth:`FaceCropper.crop`).
     """
     size = cropper.spec.size
@@ -147,12 +150,14 @@ def crop_images(paths: Sequence[str | Path], cropper: FaceCropper, progress: boo
 def cached_face_crops(dataset: str, paths: Sequence[str | Path], cropper: FaceCropper,
                       cache_dir: Optional[str | Path] = None, progress: bool = True,
                       hints: Optional[Sequence[Optional[Box]]] = None,
-                      mmap: bool = False) -> tuple[np.ndarray, np.ndarray, CropStats]:
+                      mmap: bool = False) -> tuple[Any, np.ndarray, CropStats]:
     """Return :func:`crop_images` for ``paths``, reading/writing a .npy cache keyed by data set + crop.
 
     The key also hashes the list of file names (and hints), so a different selection never
-    reuses a cache. Crops are written straight into a .npy memmap, so a full-size data set
-    (202,599 CelebA faces) does not need to fit in memory; ``mmap=True`` returns the memmap.
+    reuses a cache. Crops are written row by row into the .npy file (:class:`trainer.npyrows.NpyRowWriter`),
+    so a full-size data set (202,599 CelebA faces) never has to fit in memory; ``mmap=True``
+    returns an :class:`trainer.npyrows.NpyRows` over it (indexed like an array, each access a
+    positional read, so a pass over the whole cache does not grow the process's RSS).
     """
     folder = Path(cache_dir) if cache_dir else DEFAULT_CACHE
     text = "\n".join(str(Path(p).resolve()) for p in paths) + (repr(list(hints)) if hints is not None else "")
@@ -161,19 +166,22 @@ def cached_face_crops(dataset: str, paths: Sequence[str | Path], cropper: FaceCr
     crops_path, ok_path, stats_path = (folder / f"{stem}.crops.npy", folder / f"{stem}.ok.npy",
                                        folder / f"{stem}.stats.json")
     if crops_path.is_file() and ok_path.is_file() and stats_path.is_file():
-        crops = np.load(crops_path, mmap_mode="r")
-        if crops.shape[0] == len(paths):
+        rows = NpyRows(crops_path)
+        if rows.shape[0] == len(paths):
             stats = CropStats(**json.loads(stats_path.read_text()))
-            return (crops if mmap else np.asarray(crops)), np.load(ok_path), stats
+            return (rows if mmap else np.asarray(rows)), np.load(ok_path), stats
+        rows.close()
     folder.mkdir(parents=True, exist_ok=True)
     tmp = crops_path.with_name(crops_path.name + f".tmp{os.getpid()}.npy")
     size = cropper.spec.size
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
-    crops, ok, stats = crop_images(paths, cropper, progress, out=out, hints=hints)
-    out.flush()
-    del out, crops
+    try:
+        with NpyRowWriter(tmp, (len(paths), size, size, 3), np.uint8) as out:
+            _, ok, stats = crop_images(paths, cropper, progress, out=out, hints=hints)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, crops_path)
     np.save(ok_path, ok)
     stats_path.write_text(json.dumps(asdict(stats)))
-    crops = np.load(crops_path, mmap_mode="r")
-    return (crops if mmap else np.asarray(crops)), ok, stats
+    rows = NpyRows(crops_path)
+    return (rows if mmap else np.asarray(rows)), ok, stats

@@ -22,7 +22,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _handler(module):
     def run(args: argparse.Namespace) -> int:
-        result = module.fit(args)
+        from ..distribute import describe, plan_for, scale_for_devices
+
+        plan = plan_for(args)
+        if plan is None or plan.replicas == 1:   # one device: the task runs exactly as it always did
+            result = module.fit(args)
+        else:
+            record = scale_for_devices(args, plan)
+            print(describe(record), flush=True)
+            with plan.strategy.scope():   # variables, optimizers and fit() of the task live on every replica
+                result = module.fit(args)
+            if (result.path / "run.yaml").is_file():
+                from ..run import read_run, update_run
+
+                update_run(read_run(result.path, need_model=False), training={"distribute": record})
         print(f"wrote {result.path}")
         return 0
     return run

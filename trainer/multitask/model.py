@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 from trainer import nets
@@ -125,7 +126,10 @@ class MultitaskTrainer(keras.Model):
         losses = {h: head_loss(KINDS[h], y[h], y_pred[h],
                                0.0 if KINDS[h] == "regression" else self.label_smoothing,
                                age_delta=self.age_delta) for h in HEADS}
-        total = self.weighting(losses)
+        # Under tf.distribute each replica's loss is divided by the number of replicas, so the
+        # all-reduced (summed) gradient is the gradient of the mean over the global batch, as Keras's
+        # own losses do (keras scale_loss_for_distribution); Keras un-scales the logged "loss".
+        total = self.weighting(losses) / tf.distribute.get_strategy().num_replicas_in_sync
         self.plain_loss.update_state(sum(losses.values()))
         for tracker, h in zip(self.head_losses, HEADS):
             tracker.update_state(losses[h])

@@ -19,6 +19,7 @@ import pkgutil
 from types import ModuleType
 from typing import Any
 
+from ..distribute import add_device_arguments
 from ..errors import RunError
 
 _TASKS: dict[str, ModuleType] = {}
@@ -98,3 +99,4 @@ def add_common_fit_arguments(parser: argparse.ArgumentParser, size: int = 96, ba
     parser.add_argument("--cache-dir", default=None, help="where face crops are cached (default /work/cache)")
     parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints of an earlier run in --out")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch Keras progress")
+    add_device_arguments(parser)

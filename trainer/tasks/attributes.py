@@ -273,7 +273,7 @@ def fit(args: argparse.Namespace) -> Run:
                            verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2))
     model = result.model
 
-    p_val = model_outputs(model, np.asarray(crops[np.sort(val_idx)]))[HEAD]
+    p_val = model_outputs(model, crops, rows=np.sort(val_idx))[HEAD]
     y_val = labels[np.sort(val_idx)]
     thresholds = tune_thresholds(y_val, p_val, args.threshold_objective, min_gain=args.threshold_min_gain)
     val_report = multilabel_report(y_val, p_val, faces.label_names, thresholds)

@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..distribute import add_device_arguments
 from ..run import Run, command_line, input_spec, update_run, write_run
 from .recognition import CROP, DATA_ROOT, load_table, split_wild
 
@@ -42,6 +43,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=int, default=10, help="celeba_wild validation people (as the recogniser)")
     parser.add_argument("--seed", type=int, default=1729)
     parser.add_argument("--limit", type=int, default=0, help="first N faces per data set (tests)")
+    add_device_arguments(parser)
 
 
 def labelled_copies(crops: np.ndarray, copies: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
