@@ -425,7 +425,7 @@ class MqttPublisher:
         with self._cond:
             was = self._connected
             self._connected = False
-            if not self._stopping:
+            if was and not self._stopping:    # (a refused connection keeps its own, clearer error)
                 self.last_error = f"disconnected: {reason_code}"
         if was and not self._stopping:
             log.warning("mqtt: lost the broker %s (%s); queueing up to %d events and reconnecting",

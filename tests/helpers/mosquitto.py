@@ -72,12 +72,19 @@ def make_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
 class Subscriber:
     """A paho client subscribed to a topic filter, collecting (topic, payload str, retain) in arrival order."""
 
-    def __init__(self, port: int, topic: str, **tls: Any):
+    def __init__(self, port: int, topic: str, persistent: bool = False, user: Optional[tuple[str, str]] = None,
+                 **tls: Any):
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, str, bool]] = []
         self._cond = threading.Condition()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{os.getpid()}-{id(self)}")
+        # persistent: a fixed client id and a kept session, so a (persisted) broker queues QoS 1 messages
+        # for this subscriber while it is disconnected
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{os.getpid()}-{id(self)}",
+                                  clean_session=not persistent)
+        self.client.reconnect_delay_set(1, 2)
+        if user:
+            self.client.username_pw_set(*user)
         if tls:
             self.client.tls_set(**tls)
         self.client.on_message = self._on_message
@@ -114,7 +121,8 @@ class Subscriber:
 class Mosquitto:
     """One mosquitto process on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, folder: Path, users: Optional[dict[str, str]] = None, tls: bool = False):
+    def __init__(self, folder: Path, users: Optional[dict[str, str]] = None, tls: bool = False,
+                 persistent: bool = False):
         if MOSQUITTO is None:
             pytest.skip("mosquitto is not installed (apt install mosquitto; scripts/test.sh does)")
         self.folder = Path(folder)
@@ -122,8 +130,15 @@ class Mosquitto:
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.ca_file: Optional[Path] = None
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr",
-                 "log_type error", "log_type warning", "log_type notice"]
+        lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr", "log_type error", "log_type warning",
+                 "log_type notice"]
+        if os.geteuid() == 0:   # as root mosquitto would switch to user mosquitto, who cannot read the test's files
+            lines.append("user root")
+        if persistent:   # saved after every change, so even a SIGKILLed broker comes back with its sessions
+            lines += ["persistence true", f"persistence_location {self.folder}/", "autosave_on_changes true",
+                      "autosave_interval 1"]
+        else:
+            lines.append("persistence false")
         if users:
             passwd = self.folder / "passwd"
             passwd.write_text("")
@@ -182,9 +197,9 @@ class Mosquitto:
                 self.proc.wait(5)
 
     @contextlib.contextmanager
-    def subscriber(self, topic: str = "#", **tls: Any) -> Iterator[Subscriber]:
-        """Yield a Subscriber on ``topic`` (disconnected afterwards)."""
-        sub = Subscriber(self.port, topic, **tls)
+    def subscriber(self, topic: str = "#", **kwargs: Any) -> Iterator[Subscriber]:
+        """Yield a Subscriber on ``topic`` (disconnected afterwards); ``kwargs`` as Subscriber's."""
+        sub = Subscriber(self.port, topic, **kwargs)
         try:
             yield sub
         finally:
