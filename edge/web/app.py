@@ -211,6 +211,8 @@ class WebApp:
             raise GalleryError(f"event {event_id} is not among the recent events any more")
         if not event.name:
             raise GalleryError(f"event {event_id} named nobody: there is no match to correct")
+        if self.events.corrected(event_id):
+            raise GalleryError(f"event {event_id} was already marked wrong ({self.events.corrected(event_id)})")
         gallery, message = forget_match(self.settings, self._embedding_manifest(), event.name, list(event.vectors))
         self._gallery_saved(gallery)
         self.events.mark_corrected(event_id, message)

@@ -91,6 +91,11 @@ class EventLog:
                 self._jpegs[event_id] = buf.tobytes()
         return buf.tobytes()
 
+    def corrected(self, event_id: int) -> Optional[str]:
+        """Return what was done when the event's match was marked wrong (None: it was not)."""
+        with self._lock:
+            return self._corrected.get(event_id)
+
     def mark_corrected(self, event_id: int, message: str) -> None:
         """Remember that the event's match was marked wrong (what was done)."""
         with self._lock:

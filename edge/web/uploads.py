@@ -62,9 +62,9 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     return parts
 
 
-def image_size(data: bytes) -> tuple[str, int, int]:
+def image_size(data: bytes, max_megapixels: float = 25.0) -> tuple[str, int, int]:
     """Return (format, width, height) from an image's header without decoding it; UploadError when it is not a
-    JPEG, PNG, WebP or BMP image."""
+    JPEG, PNG, WebP or BMP image (or claims so many pixels that Pillow will not even open it)."""
     try:
         from PIL import Image
     except ImportError:
@@ -75,7 +75,7 @@ def image_size(data: bytes) -> tuple[str, int, int]:
             with Image.open(io.BytesIO(data)) as image:
                 fmt, (width, height) = str(image.format), image.size
     except Image.DecompressionBombError:
-        raise UploadError("far too many pixels") from None
+        raise UploadError(f"far more pixels than web.max_image_megapixels ({max_megapixels:g})") from None
     except Exception:
         raise UploadError("not an image (JPEG, PNG, WebP or BMP)") from None
     if fmt not in FORMATS:
@@ -88,7 +88,7 @@ def decode_image(data: bytes, max_megapixels: float) -> np.ndarray:
     larger than ``max_megapixels``, or does not decode."""
     if not data:
         raise UploadError("empty file")
-    fmt, width, height = image_size(data)
+    fmt, width, height = image_size(data, max_megapixels)
     if width * height > max_megapixels * 1e6:
         raise UploadError(f"{width}x{height} is {width * height / 1e6:.1f} megapixels, more than "
                           f"web.max_image_megapixels ({max_megapixels:g})")
