@@ -452,17 +452,21 @@ class Gallery:
         self._people[self._people.index(old)] = new
         self._enrolled[new] = self._enrolled.pop(old, "")
 
-    def samples_matched(self, name: str, vectors: np.ndarray) -> list[int]:
-        """Return the indexes (among ``name``'s samples, in vectors_of order) of the samples that named these
-        faces ``name``: for each vector that matches ``name``, its nearest sample of ``name``; sorted, unique."""
+    def sample_matched(self, name: str, vectors: np.ndarray) -> Optional[int]:
+        """Return the index (among ``name``'s samples, in vectors_of order) of the sample that named these faces
+        ``name``: the sample of ``name`` nearest to any of the vectors that match ``name``; None when none does."""
         if name not in self._people or not len(self._vectors):
-            return []
+            return None
         rows = np.flatnonzero(self._owners == self._people.index(name))
-        found: set[int] = set()
+        best: Optional[tuple[float, int]] = None
         for vector in np.asarray(vectors, np.float32).reshape(-1, self._vectors.shape[1]):
-            if self.match(vector).name == name:
-                found.add(int(np.argmax(self._vectors[rows] @ vector)))
-        return sorted(found)
+            if self.match(vector).name != name:
+                continue
+            sims = self._vectors[rows] @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
+            i = int(np.argmax(sims))
+            if best is None or sims[i] > best[0]:
+                best = (float(sims[i]), i)
+        return None if best is None else best[1]
 
     def remove_samples(self, name: str, indexes: list[int]) -> int:
         """Drop ``name``'s samples at ``indexes`` (as numbered by vectors_of) and return how many are left;

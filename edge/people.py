@@ -92,8 +92,8 @@ def rename_person(settings: Settings, manifest: Any, old: str, new: str) -> tupl
 
 
 def forget_match(settings: Settings, manifest: Any, name: str, vectors: Sequence[np.ndarray]) -> tuple[Gallery, str]:
-    """Mark the faces ``vectors`` as wrongly named ``name``: the samples of ``name`` that matched them stop
-    counting (they are removed). Return (the saved gallery, the line saying what changed).
+    """Mark the face ``vectors`` (a track's looks) as wrongly named ``name``: the sample of ``name`` that matched
+    it best stops counting (it is removed). Return (the saved gallery, the line saying what changed).
 
     GalleryError when none of the faces matches ``name`` any more, or when it would leave ``name`` no sample.
     """
@@ -104,13 +104,12 @@ def forget_match(settings: Settings, manifest: Any, name: str, vectors: Sequence
         gallery = load_gallery(settings, manifest)
         if name not in gallery.names():
             raise GalleryError(f"{name!r} is not enrolled any more")
-        culprits = gallery.samples_matched(name, np.stack(vectors))
-        if not culprits:
+        culprit = gallery.sample_matched(name, np.stack(vectors))
+        if culprit is None:
             raise GalleryError(f"this face no longer matches {name} (the gallery changed since): nothing to correct")
-        left = gallery.remove_samples(name, culprits)
+        left = gallery.remove_samples(name, [culprit])
         gallery.save()
-    return gallery, (f"{name}: {sample_count(len(culprits))} that matched this face stopped counting "
-                     f"({sample_count(left)} left)")
+    return gallery, f"{name}: the sample that matched this face stopped counting ({sample_count(left)} left)"
 
 
 __all__ = ["Enrolled", "cannot_enroll", "forget_match", "load_gallery", "remove_person", "rename_person",

@@ -45,13 +45,13 @@ def test_rename_keeps_samples_order_and_date_and_refuses_clashes():
     assert g2.names() == ["Ann Lee", "bob"]
 
 
-def test_samples_matched_are_the_nearest_samples_of_the_looks_that_matched():
+def test_sample_matched_is_the_sample_nearest_to_the_looks_that_matched():
     g = gallery()
     looks = np.stack([unit([0.72, 0.69, 0]), unit([0.7, 0.71, 0.05]), unit([0, 0.1, 1])])
-    assert g.samples_matched("ann", looks) == [2]            # the third look matched bob, not ann
-    assert g.samples_matched("ann", np.stack([unit([1, 0.02, 0])])) in ([0], [1])
-    assert g.samples_matched("bob", looks[:2]) == []
-    assert g.samples_matched("nobody", looks) == []
+    assert g.sample_matched("ann", looks) == 2            # the third look matched bob, not ann
+    assert g.sample_matched("ann", np.stack([unit([1, 0.02, 0])])) == 0
+    assert g.sample_matched("bob", looks[:2]) is None
+    assert g.sample_matched("nobody", looks) is None
 
 
 def test_remove_samples_drops_only_those_and_refuses_to_empty_a_person():
@@ -85,7 +85,7 @@ def test_people_changes_go_through_the_lock_and_the_atomic_write(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert (tmp_path / "g" / "gallery.npz.lock").exists()
     g, message = forget_match(s, manifest, "ann", [unit([0.72, 0.69, 0])])
-    assert message == "ann: 1 sample that matched this face stopped counting (1 sample left)"
+    assert message == "ann: the sample that matched this face stopped counting (1 sample left)"
     assert Gallery.read(path).list()[0].samples == 1
     with pytest.raises(GalleryError, match="no longer matches"):
         forget_match(s, manifest, "ann", [unit([0.72, 0.69, 0])])

@@ -208,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("X-Frame-Options", "DENY")
-        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Referrer-Policy", "same-origin")   # (no-referrer would make a form's Origin "null")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()

@@ -133,7 +133,7 @@ async function refreshEvents() {
       const fix = e.can_mark_wrong
         ? el("button", { className: "fix", onclick: () => markWrong(e.id, e.name) }, `Not ${e.name}`)
         : el("span", { className: "fix note" }, e.corrected || "");
-      return el("li", { dataset: { id: e.id } },
+      return el("li", { id: `event-${e.id}` },
         e.thumbnail ? el("img", { src: e.thumbnail, alt: `face of track ${e.track}`, loading: "lazy" }) : el("div", { className: "noface" }),
         el("div", {}, el("span", { className: `badge ${e.event}` }, e.event), " ", el("span", { className: "who" }, who),
            el("div", { className: "meta" }, `${new Date(e.t * 1000).toLocaleTimeString()} · track ${e.track} · ${describe(e)}`)),
