@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Protocol, Sequence
 
 import cv2
@@ -143,6 +143,7 @@ class Hub:
         self._next_id = 1
         self._pending: list[dict[str, Any]] = []
         self._seen: dict[int, _Seen] = {}
+        self._votes: dict[int, tuple[tuple[int, int], Optional[str]]] = {}
         self._lock = threading.Lock()
         self._gallery_request: Any = _UNSET
         self._gallery_seen: Any = _UNSET
@@ -205,6 +206,7 @@ class Hub:
             self._announce_names(pipeline, frame, by_id)
             for track in ended:
                 self._seen.pop(track.id, None)
+                self._votes.pop(track.id, None)
             live = [t for t in pipeline.tracker.tracks if t.appeared]
             vote_min = pipeline.settings.tracker.vote_min
             people = sorted({n for n in (self._voted(t, vote_min) for t in live) if n})
@@ -247,10 +249,16 @@ class Hub:
         return out
 
     # ---- inside -------------------------------------------------------------------------------
-    @staticmethod
-    def _voted(track: Track, vote_min: int) -> Optional[str]:
+    def _voted(self, track: Track, vote_min: int) -> Optional[str]:
+        """Return the track's voted name, counted again only when it got a new look (not on every frame)."""
+        key = (len(track.names), id(track.names[-1]) if track.names else 0)
+        cached = self._votes.get(track.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         ident = track.identity(vote_min)
-        return ident.name if ident is not None else None
+        name = ident.name if ident is not None else None
+        self._votes[track.id] = (key, name)
+        return name
 
     def _announce_names(self, pipeline: Any, frame: np.ndarray, by_id: dict[int, Track]) -> None:
         vote_min = pipeline.settings.tracker.vote_min

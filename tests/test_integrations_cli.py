@@ -2,7 +2,6 @@
 say how many MQTT messages are queued and dropped; face-edge serve runs the page."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal

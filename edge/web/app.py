@@ -20,7 +20,7 @@ from .. import __version__
 from ..config import Settings
 from ..crop import Box
 from ..enroll import MIN_SHARPNESS, EnrollResult, Enroller, FaceChecker, Sample, Skipped
-from ..errors import BundleError, FaceEdgeError, GalleryError
+from ..errors import BundleError, GalleryError
 from ..gallery import describe_threshold
 from ..people import (cannot_enroll, forget_match, load_gallery, remove_person, rename_person, sample_line,
                       save_enrollment)
@@ -226,10 +226,7 @@ class WebApp:
         image = decode_image(data, self.settings.web.max_image_megapixels)
         with self._models_lock:
             analyzer = self.analyzer()
-            try:
-                faces = analyzer.analyze(image, boxes)
-            except FaceEdgeError:
-                raise
+            faces = analyzer.analyze(image, boxes)   # FaceEdgeError (a model failed) answers 400 with its line
             threshold = analyzer.gallery.threshold if analyzer.gallery is not None else None
             models = sorted(analyzer.models)
         return {"width": int(image.shape[1]), "height": int(image.shape[0]), "threshold": threshold,

@@ -60,6 +60,7 @@ def load_or_create_token(path: Path) -> str:
         if len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token:
             raise WebError(f"web token file {path} holds no usable token (at least {MIN_TOKEN_LENGTH} characters, "
                            "no spaces): delete it to have a new one made")
+        log.info("web: the access token is in %s", path)
         return token
     except OSError as exc:
         raise WebError(f"web token file {path}: cannot create ({exc.strerror or exc})") from None

@@ -34,7 +34,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import FaceEdgeError, WebError
