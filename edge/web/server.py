@@ -179,6 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "face-edge"
     sys_version = ""
     protocol_version = "HTTP/1.0"
+    timeout = 30          # a client that sends nothing (or too slowly) is dropped, not waited for forever
 
     # ---- plumbing ------------------------------------------------------------------------------
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
