@@ -97,6 +97,46 @@ class ServiceSettings:
     watchdog: bool = True
 
 
+# ---- integrations (issue 20): MQTT / Home Assistant and the local web page --------------------------------
+@dataclass
+class MqttSettings:
+    """Events and presence to an MQTT broker, with Home Assistant discovery (``pip install face-edge[mqtt]``)."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 1883
+    device_id: Optional[str] = None    # names this camera in topics and Home Assistant; None = the hostname
+    topic_prefix: str = "face-edge"    # topics are <topic_prefix>/<device_id>/...
+    username: Optional[str] = None
+    password_file: Optional[str] = None   # the password is read from this file ...
+    password_env: str = "FACE_EDGE_MQTT_PASSWORD"  # ... or from this environment variable; never logged
+    tls: bool = False
+    ca_certs: Optional[str] = None     # CA file for TLS; None = the system's CAs
+    certfile: Optional[str] = None     # client certificate and key, when the broker asks for one
+    keyfile: Optional[str] = None
+    qos: int = 1
+    keepalive: int = 30
+    queue_size: int = 1000             # events kept while the broker is away; beyond it the oldest are dropped
+    reconnect_max_s: float = 60.0      # reconnect back-off doubles from 1 s up to this
+    discovery: bool = True             # Home Assistant MQTT discovery
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass
+class WebSettings:
+    """The local web page and JSON API (``face-edge serve``)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"            # any other address needs the token on every request
+    port: int = 8080
+    token_file: Optional[str] = None   # None = web-token beside the gallery file (made on first start, mode 0600)
+    live_fps: float = 5.0              # frame-rate cap of the live view
+    jpeg_quality: int = 70
+    max_upload_mb: float = 20.0        # largest request body
+    max_image_megapixels: float = 25.0 # larger images are refused before they are decoded
+    events_kept: int = 100             # recent events (with face thumbnails) the page shows
+
+
 @dataclass
 class Settings:
     """Everything a user can set in edge.yaml."""
@@ -109,6 +149,8 @@ class Settings:
     display: DisplaySettings = field(default_factory=DisplaySettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     log_level: str = "info"
 
 
@@ -192,6 +234,39 @@ def _check_ranges(s: Settings) -> None:
         raise ConfigError("recognition.threshold: must be a cosine distance in (0, 2)")
     if not all(isinstance(b, str) and b for b in s.models.bundles):
         raise ConfigError("models.bundles: must be a list of bundle folder names")
+    _check_integrations(s)
+
+
+def _check_integrations(s: Settings) -> None:
+    m, w = s.mqtt, s.web
+    checks = [
+        ("mqtt.port", 0 < m.port < 65536, "a port number (1-65535)"),
+        ("mqtt.qos", m.qos in (0, 1, 2), "0, 1 or 2"),
+        ("mqtt.keepalive", m.keepalive >= 5, "at least 5 (seconds)"),
+        ("mqtt.queue_size", m.queue_size >= 1, "at least 1"),
+        ("mqtt.reconnect_max_s", m.reconnect_max_s >= 1, "at least 1 (second)"),
+        ("mqtt.topic_prefix", _topic_part(m.topic_prefix, slashes=True), "a topic without +, # or leading/trailing /"),
+        ("mqtt.discovery_prefix", _topic_part(m.discovery_prefix), "one topic level without +, # or /"),
+        ("mqtt.device_id", m.device_id is None or _topic_part(m.device_id), "one topic level without +, # or /"),
+        ("web.port", 0 <= w.port < 65536, "a port number (0: any free port)"),
+        ("web.live_fps", 0 < w.live_fps <= 30, "a number in (0, 30]"),
+        ("web.jpeg_quality", 10 <= w.jpeg_quality <= 100, "between 10 and 100"),
+        ("web.max_upload_mb", 0 < w.max_upload_mb <= 200, "a number in (0, 200]"),
+        ("web.max_image_megapixels", 0 < w.max_image_megapixels <= 100, "a number in (0, 100]"),
+        ("web.events_kept", 1 <= w.events_kept <= 10000, "between 1 and 10000"),
+    ]
+    for key, ok, want in checks:
+        if not ok:
+            raise ConfigError(f"{key}: must be {want}")
+    if (m.certfile is None) != (m.keyfile is None):
+        raise ConfigError("mqtt.certfile and mqtt.keyfile: give both (a client certificate and its key) or neither")
+
+
+def _topic_part(text: str, slashes: bool = False) -> bool:
+    """Return True when ``text`` can stand in an MQTT topic we publish to (no wildcards, no empty levels)."""
+    if not text or any(c in text for c in "+#\0") or text.startswith("/") or text.endswith("/"):
+        return False
+    return ("/" not in text or slashes) and "//" not in text
 
 
 def load_settings(path: Optional[Union[str, Path]] = None) -> Settings:

@@ -36,3 +36,10 @@ class GalleryError(FaceEdgeError):
     """The gallery of enrolled people is corrupt, from another model, or a name is invalid."""
 
     exit_code = 2
+
+
+class WebError(FaceEdgeError):
+    """The web page cannot start (port taken, unsafe token file) or a request to it is refused."""
+
+    exit_code = 2
+    status = 400      # the HTTP status a request error answers with

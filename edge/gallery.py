@@ -441,6 +441,54 @@ class Gallery:
         self._calibrated = None
         return dropped
 
+    def rename(self, old: str, new: str) -> None:
+        """Give ``old``'s samples the name ``new`` (enrollment order and date kept); GalleryError when ``old`` is
+        not enrolled or ``new`` already is."""
+        old, new = check_name(old), check_name(new)
+        if old not in self._people:
+            raise GalleryError(f"{old!r} is not enrolled (enrolled: {', '.join(self._people) or 'nobody'})")
+        if new != old and new in self._people:
+            raise GalleryError(f"{new!r} is already enrolled: remove one of them first, or enroll more photos of {new}")
+        self._people[self._people.index(old)] = new
+        self._enrolled[new] = self._enrolled.pop(old, "")
+
+    def sample_matched(self, name: str, vectors: np.ndarray) -> Optional[int]:
+        """Return the index (among ``name``'s samples, in vectors_of order) of the sample that named these faces
+        ``name``: the sample of ``name`` nearest to any of the vectors that match ``name``; None when none does."""
+        if name not in self._people or not len(self._vectors):
+            return None
+        rows = np.flatnonzero(self._owners == self._people.index(name))
+        best: Optional[tuple[float, int]] = None
+        for vector in np.asarray(vectors, np.float32).reshape(-1, self._vectors.shape[1]):
+            if self.match(vector).name != name:
+                continue
+            sims = self._vectors[rows] @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
+            i = int(np.argmax(sims))
+            if best is None or sims[i] > best[0]:
+                best = (float(sims[i]), i)
+        return None if best is None else best[1]
+
+    def remove_samples(self, name: str, indexes: list[int]) -> int:
+        """Drop ``name``'s samples at ``indexes`` (as numbered by vectors_of) and return how many are left;
+        GalleryError when that would leave none (remove the person instead)."""
+        name = check_name(name)
+        if name not in self._people:
+            raise GalleryError(f"{name!r} is not enrolled")
+        rows = np.flatnonzero(self._owners == self._people.index(name))
+        drop = sorted({int(i) for i in indexes})
+        if any(i < 0 or i >= len(rows) for i in drop):
+            raise GalleryError(f"{name} has {sample_count(len(rows))}; no sample {drop}")
+        if len(drop) >= len(rows):
+            raise GalleryError(f"that would leave {name} with no sample: remove {name}, or enroll better photos first")
+        keep = np.ones(len(self._vectors), bool)
+        keep[rows[drop]] = False
+        self._vectors = self._vectors[keep]
+        self._owners = self._owners[keep]
+        if self._photos is not None:
+            self._photos = self._photos[keep]
+        self._calibrated = None
+        return len(rows) - len(drop)
+
     def merge(self, other: "Gallery", replace: bool = False) -> list[str]:
         """Add every person of ``other`` (same model); return their names.
 

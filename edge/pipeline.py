@@ -6,7 +6,9 @@ per-stage timings (capture, detect, track, models, overlay, sinks) for ``face-ed
 and the benchmarks.
 
 Hooks for the service (systemd) side: ``on_frame`` callbacks ``f(pipeline, frame_index)``
-run after every frame on the loop's thread; :meth:`Pipeline.reload_models` loads bundles
+run after every frame on the loop's thread; ``on_tracks`` callbacks ``f(pipeline, frame, visible, ended)``
+(the integrations, edge.integrations) run on it once the frame's tracks and events are known, with the
+frame before anything is drawn on it, and must return at once; :meth:`Pipeline.reload_models` loads bundles
 beside the running ones and swaps them in between two frames (the camera stays open);
 :meth:`Pipeline.stop` ends the loop after the current frame.
 """
@@ -124,6 +126,7 @@ class Pipeline:
         self.sinks: list[FrameSink] = list(sinks)
         self.events = events
         self.on_frame: list[Callable[["Pipeline", int], None]] = []
+        self.on_tracks: list[Callable[["Pipeline", np.ndarray, list[Track], list[Track]], None]] = []
         self.times = StageTimes()
         self.frame_index = 0
         self.fps: Optional[float] = None
@@ -228,6 +231,14 @@ class Pipeline:
                 track.forget(None)
         self._failed_models -= changed
 
+    def set_gallery(self, gallery: Any) -> None:
+        """Match faces against ``gallery`` from now on (None: nobody enrolled) and have every track vote its
+        name afresh; call it between frames on the loop's thread (an ``on_frame`` callback)."""
+        self.gallery = gallery
+        for track in self.tracker.tracks:
+            track.names.clear()
+            track.last_run = None
+
     # ---- the loop -------------------------------------------------------------------------
     def open(self) -> None:
         """Open the source (``settings.source.uri`` when none was given); SourceError when it cannot."""
@@ -289,6 +300,8 @@ class Pipeline:
         self._run_models(frame, visible)
         t4 = time.perf_counter()
         self._events(visible, ended, now)
+        for callback in list(self.on_tracks):
+            callback(self, frame, visible, ended)
         summaries = [(t, self.summary(t)) for t in visible]
         draw_faces(frame, summaries)
         self._tick_fps(t0)

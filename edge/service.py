@@ -126,6 +126,7 @@ class Service:
         self._server_thread: Optional[threading.Thread] = None
         self._closing = threading.Event()
         self._old_handlers: dict[int, Any] = {}
+        self.reporters: list[Any] = []   # integrations (edge.outputs): status() -> dict, status_line() -> str
 
     # --- attaching -------------------------------------------------------------------------
     def attach(self) -> "Service":
@@ -269,13 +270,17 @@ class Service:
     def status_line(self) -> str:
         """Return the one-line STATUS= text: frame count, fps and model versions."""
         models = ", ".join(f"{n}@{v}" for n, v in sorted(model_versions(self.pipeline).items()))
-        return f"frame {max(self.frame, 0)}, {self.fps:.1f} fps, models: {models or 'none'}"
+        extra = "".join(f"; {line}" for line in (_quiet(r.status_line) for r in self.reporters) if line)
+        return f"frame {max(self.frame, 0)}, {self.fps:.1f} fps, models: {models or 'none'}{extra}"
 
     def status(self) -> dict[str, Any]:
         """Return the status answer of the control socket."""
-        return {"ok": True, "pid": os.getpid(), "ready": self.ready, "frame": self.frame,
-                "fps": round(self.fps, 2), "models": model_versions(self.pipeline),
-                "reloads": self.reloads, "last_reload": self.last_reload}
+        out = {"ok": True, "pid": os.getpid(), "ready": self.ready, "frame": self.frame,
+               "fps": round(self.fps, 2), "models": model_versions(self.pipeline),
+               "reloads": self.reloads, "last_reload": self.last_reload}
+        for reporter in self.reporters:
+            out.setdefault("integrations", {}).update(_quiet(reporter.status) or {})
+        return out
 
     def request_reload(self, names: Optional[list[str]] = None, timeout: float = RELOAD_WAIT_S) -> dict[str, Any]:
         """Queue a reload and return its result once the loop runs the reloaded models (or a timeout error)."""
@@ -340,6 +345,15 @@ class Service:
             answer = {"ok": False, "errors": ["unknown command: send {\"cmd\": \"status\"|\"reload\"}"]}
         conn.settimeout(10)
         conn.sendall((json.dumps(answer) + "\n").encode("utf-8"))
+
+
+def _quiet(call: Callable[[], Any]) -> Any:
+    """Return ``call()``, or None when it raises (a status report must never break the loop or the socket)."""
+    try:
+        return call()
+    except Exception as exc:
+        log.debug("status reporter failed: %s", exc)
+        return None
 
 
 def attach(pipeline: Any, settings: Any) -> Service:

@@ -4,6 +4,7 @@
 #
 #   sudo systemd/install.sh                 # install (or update), enable and start face-edge.service
 #   sudo systemd/install.sh --display       # ... drawing on the attached screen (DISPLAY=:0)
+#   sudo systemd/install.sh --network       # ... with network access, for mqtt: and web: in edge.yaml
 #   sudo systemd/install.sh --uninstall     # stop and remove the service, venv and unit (keeps data)
 #   sudo systemd/install.sh --uninstall --purge   # ... and /var/lib/face-edge, /etc/face-edge, the user
 #
@@ -18,6 +19,7 @@ SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT=/
 PYTHON=/usr/bin/python3
 DISPLAY_VARIANT=0
+NETWORK_VARIANT=0
 UNINSTALL=0
 PURGE=0
 START=1
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
     --root=*) ROOT="${1#--root=}"; shift ;;
     --python) PYTHON="${2:?--python needs an interpreter}"; shift 2 ;;
     --display) DISPLAY_VARIANT=1; shift ;;
+    --network) NETWORK_VARIANT=1; shift ;;
     --uninstall) UNINSTALL=1; shift ;;
     --purge) PURGE=1; shift ;;
     --no-start) START=0; shift ;;
@@ -241,8 +244,8 @@ if [ "$(cat "$R$PREFIX/source.sha256" 2>/dev/null)" != "$STAMP" ]; then
   # (setuptools from PyPI, cached by pip): nothing is needed from the base Python (apt's setuptools
   # 66 on Bookworm cannot build a wheel without the separate `wheel` package).
   # The pi extra (picamera2) only where apt provides it: from PyPI it would compile python-prctl.
-  EXTRAS=edge
-  if "$R$VENV/bin/python" -c 'import picamera2' >/dev/null 2>&1; then EXTRAS=edge,pi; fi
+  EXTRAS=edge,mqtt,web
+  if "$R$VENV/bin/python" -c 'import picamera2' >/dev/null 2>&1; then EXTRAS=$EXTRAS,pi; fi
   "$R$VENV/bin/python" -m pip install --disable-pip-version-check -q \
     -c "$CONSTRAINTS" "$SRC[$EXTRAS]"
   echo "$STAMP" > "$R$PREFIX/source.sha256"
@@ -266,7 +269,15 @@ if [ "$DISPLAY_VARIANT" = 1 ]; then
   ensure_file "$XHOST_ENTRY" "$AUTOSTART" 644
   rm -f "$XHOST_ENTRY"
 else
-  remove "$UNIT_DIR/$UNIT.d" "$AUTOSTART"
+  remove "$UNIT_DIR/$UNIT.d/display.conf" "$AUTOSTART"
+fi
+if [ "$NETWORK_VARIANT" = 1 ]; then
+  ensure_file "$SRC/systemd/$UNIT.d/network.conf" "$UNIT_DIR/$UNIT.d/network.conf" 644
+else
+  remove "$UNIT_DIR/$UNIT.d/network.conf"
+fi
+if [ -d "$R$UNIT_DIR/$UNIT.d" ] && [ -z "$(ls -A "$R$UNIT_DIR/$UNIT.d")" ]; then
+  rmdir "$R$UNIT_DIR/$UNIT.d"; changed "removed $UNIT_DIR/$UNIT.d"
 fi
 UNIT_CHANGED=$((CHANGES - UNIT_CHANGES_BEFORE))
 

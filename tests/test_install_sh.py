@@ -172,9 +172,12 @@ def test_install_twice_then_uninstall(fake_root: tuple[Path, dict[str, str]], tm
     assert len((tmp_path / "apt.log").read_text().splitlines()) == 2, "apt ran again"
     assert _snapshot(root) == before
 
-    # without --display the drop-in goes; the rest stays
+    # --network adds its drop-in beside; without --display that one goes; without either the folder goes
+    net = _run(root, env, "--network")
+    dropins = root / "etc/systemd/system/face-edge.service.d"
+    assert net.returncode == 0 and sorted(p.name for p in dropins.iterdir()) == ["network.conf"]
     third = _run(root, env)
-    assert third.returncode == 0 and not (root / "etc/systemd/system/face-edge.service.d").exists()
+    assert third.returncode == 0 and not dropins.exists()
 
     gone = _run(root, env, "--uninstall")
     assert gone.returncode == 0, gone.stderr

@@ -20,6 +20,8 @@ from tests.conftest import REPO
 
 UNIT = REPO / "systemd" / "face-edge.service"
 DROPIN = REPO / "systemd" / "face-edge.service.d" / "display.conf"
+NETWORK = REPO / "systemd" / "face-edge.service.d" / "network.conf"
+VARIANTS = {"headless": (), "display": (DROPIN,), "network": (NETWORK,), "display+network": (DROPIN, NETWORK)}
 EXPOSURE_TARGET = 3.0
 
 
@@ -30,23 +32,23 @@ def _analyze() -> str:
     return path
 
 
-def _unit_dir(tmp_path: Path, display: bool) -> Path:
+def _unit_dir(tmp_path: Path, variant: str) -> Path:
     unit_dir = tmp_path / "units"
     unit_dir.mkdir()
     text = UNIT.read_text()
     assert text.count("ExecStart=/opt/face-edge/venv/bin/face-edge ") == 1
     text = text.replace("ExecStart=/opt/face-edge/venv/bin/face-edge ", f"ExecStart={sys.executable} -m edge.cli ")
     (unit_dir / UNIT.name).write_text(text)
-    if display:
-        (unit_dir / f"{UNIT.name}.d").mkdir()
-        shutil.copy(DROPIN, unit_dir / f"{UNIT.name}.d" / DROPIN.name)
+    for dropin in VARIANTS[variant]:
+        (unit_dir / f"{UNIT.name}.d").mkdir(exist_ok=True)
+        shutil.copy(dropin, unit_dir / f"{UNIT.name}.d" / dropin.name)
     return unit_dir
 
 
-@pytest.mark.parametrize("display", [False, True], ids=["headless", "display"])
-def test_unit_verifies_without_any_warning(tmp_path: Path, display: bool) -> None:
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_unit_verifies_without_any_warning(tmp_path: Path, variant: str) -> None:
     analyze = _analyze()
-    unit_dir = _unit_dir(tmp_path, display)
+    unit_dir = _unit_dir(tmp_path, variant)
     env = dict(os.environ, SYSTEMD_UNIT_PATH=f"{unit_dir}:", SYSTEMD_LOG_LEVEL="info")
     done = subprocess.run([analyze, "verify", "--man=no", UNIT.name], env=env, cwd=unit_dir,
                           capture_output=True, text=True, timeout=60)
@@ -68,10 +70,10 @@ def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
     assert "NoNewPrivilegez" in done.stderr
 
 
-@pytest.mark.parametrize("display", [False, True], ids=["headless", "display"])
-def test_security_exposure_is_at_most_3(tmp_path: Path, display: bool) -> None:
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_security_exposure_is_at_most_3(tmp_path: Path, variant: str) -> None:
     analyze = _analyze()
-    unit_dir = _unit_dir(tmp_path, display)
+    unit_dir = _unit_dir(tmp_path, variant)
     env = dict(os.environ, SYSTEMD_UNIT_PATH=f"{unit_dir}:")
     done = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", UNIT.name], env=env,
                           capture_output=True, text=True, timeout=60)
@@ -100,3 +102,5 @@ def test_unit_runs_unprivileged_with_camera_access_and_systemd_supervision() -> 
     assert "--config /etc/face-edge/edge.yaml" in svc["ExecStart"]
     drop = DROPIN.read_text()
     assert "Environment=DISPLAY=:0" in drop and "/tmp/.X11-unix" in drop
+    net = NETWORK.read_text()
+    assert "PrivateNetwork=no" in net and "AF_INET AF_INET6" in net and "\nIPAddressDeny=\n" in net

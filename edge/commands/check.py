@@ -124,8 +124,67 @@ def run(args: argparse.Namespace) -> int:
     else:
         rows.append((INFO, "display", "no DISPLAY/WAYLAND_DISPLAY: runs headless"))
 
+    rows += integration_rows(settings)
+
     for status, what, detail in rows:
         print(f"  {status:<5} {what:<9} {detail}")
     failed = sum(1 for status, _, _ in rows if status == FAIL)
     print("all needed checks passed" if not failed else f"{failed} check(s) failed")
     return 1 if failed else 0
+
+
+def integration_rows(settings) -> list[tuple[str, str, str]]:
+    """Return the check lines of mqtt: and web:: broker login, token file, and the running service's counters
+    (queued and dropped messages) when its control socket answers."""
+    from ..errors import FaceEdgeError
+
+    rows: list[tuple[str, str, str]] = []
+    running = _service_integrations(settings)
+    if not settings.mqtt.enabled:
+        rows.append((INFO, "mqtt", "mqtt.enabled is off"))
+    else:
+        try:
+            from ..mqtt import check_broker
+
+            ok, line = check_broker(settings.mqtt)
+            rows.append((OK if ok else FAIL, "mqtt", line))
+        except FaceEdgeError as exc:
+            rows.append((FAIL, "mqtt", _first(exc)))
+        mq = (running or {}).get("mqtt")
+        if mq:
+            rows.append((OK if mq.get("connected") else FAIL, "mqtt",
+                         f"running service: {'connected' if mq.get('connected') else 'not connected'}, "
+                         f"{mq.get('queued', 0)} queued, {mq.get('dropped', 0)} dropped, {mq.get('sent', 0)} sent"
+                         + (f" ({mq['last_error']})" if mq.get("last_error") else "")))
+    if not settings.web.enabled:
+        rows.append((INFO, "web", "web.enabled is off (face-edge serve runs the page)"))
+    else:
+        from ..web.auth import needs_token, token_path
+
+        where = f"{settings.web.host}:{settings.web.port}"
+        if not needs_token(settings.web.host):
+            rows.append((OK, "web", f"{where}: this machine only, no token needed"))
+        else:
+            path = token_path(settings)
+            if not path.exists():
+                rows.append((INFO, "web", f"{where}: token file {path} is made on first start (mode 0600)"))
+            elif path.stat().st_mode & 0o077:
+                rows.append((FAIL, "web", f"{where}: token file {path} is readable by others: chmod 600 {path}"))
+            else:
+                rows.append((OK, "web", f"{where}: every request needs the token in {path}"))
+        if running and running.get("web_url"):
+            rows.append((OK, "web", f"running service serves {running['web_url']}"))
+    return rows
+
+
+def _service_integrations(settings) -> Optional[dict]:
+    """Return the running service's integration counters over its control socket (None when it does not answer)."""
+    path = settings.service.control_socket
+    if not path or not Path(path).exists():
+        return None
+    from ..service import ControlClient
+
+    try:
+        return ControlClient(path).status(timeout=2.0).get("integrations")
+    except (OSError, ValueError):
+        return None

@@ -5,11 +5,10 @@ import argparse
 import dataclasses
 from typing import Union
 
-from ..enroll import (MIN_SHARPNESS, EnrollResult, Sample, Skipped, add_to_gallery, consistency_warnings,
-                      embedding_bundle, frames_from, make_enroller)
+from ..enroll import MIN_SHARPNESS, EnrollResult, Sample, Skipped, embedding_bundle, frames_from, make_enroller
 from ..errors import GalleryError, SourceError
-from ..gallery import (Gallery, check_name, describe_threshold, gallery_lock, model_calibration, people_count,
-                       sample_count)
+from ..gallery import check_name
+from ..people import cannot_enroll, load_gallery, sample_line, save_enrollment
 from ..sources import open_source
 from . import add_config_options, load_config
 
@@ -38,10 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _show(item: Union[Sample, Skipped]) -> None:
-    if isinstance(item, Sample):
-        print(f"  ok {item.source} (sharpness {item.sharpness:.0f})")
-    else:
-        print(f"  {item.message()}")
+    print(f"  {sample_line(item)}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,13 +46,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_config(args)
     bundle = embedding_bundle(settings, args.bundle)
     manifest = bundle.manifest
-    rec = settings.recognition
-
-    def load() -> Gallery:
-        return Gallery.load(rec.gallery, manifest.name, manifest.version, threshold=rec.threshold,
-                            **model_calibration(manifest))
-
-    load()  # a corrupt gallery or one from another model is refused before any work
+    load_gallery(settings, manifest)  # a corrupt gallery or one from another model is refused before any work
     enroller = make_enroller(settings, bundle, args.min_sharpness)
     if args.from_dir:
         result = enroller.from_folder(args.from_dir)
@@ -81,28 +71,11 @@ def run(args: argparse.Namespace) -> int:
         if not result.samples:
             raise GalleryError(cannot_enroll(name, result, "camera frame"))
         _summarise_skips(result)
-    with gallery_lock(rec.gallery):  # re-read under the lock: another enrollment may have saved meanwhile
-        gallery = load()
-        for warning in consistency_warnings(gallery, name, result, replace=args.replace):
-            print(f"  warning: {warning}")
-        total = add_to_gallery(gallery, name, result, replace=args.replace)
-        path = gallery.save()
-    threshold, origin = gallery.threshold_and_source()
-    print(f"enrolled {name}: {sample_count(len(result.samples), 'new')} ({total} in all, {len(result.skipped)} skipped) "
-          f"in {path}; {people_count(len(gallery))}; unknown above cosine distance "
-          f"{describe_threshold(threshold, origin, gallery.model_threshold)}")
+    enrolled = save_enrollment(settings, manifest, name, result, replace=args.replace)
+    for warning in enrolled.warnings:
+        print(f"  warning: {warning}")
+    print(enrolled.message)
     return 0
-
-
-def cannot_enroll(name: str, result: EnrollResult, what: str) -> str:
-    """Return the one line that says why nothing of ``name`` could be enrolled and what to do."""
-    reasons: dict[str, int] = {}
-    for s in result.skipped:
-        reason = s.reason.split(" (")[0].split(";")[0]
-        reasons[reason] = reasons.get(reason, 0) + 1
-    counts = ", ".join(f"{n}x {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    return (f"could not enroll {name}: no {what} shows one sharp, frontal face ({counts or 'no images'}); "
-            f"use 3-10 photos of {name} alone, facing the camera, the face at least 24 px wide")
 
 
 def _summarise_skips(result: EnrollResult) -> None:

@@ -30,10 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the loop until the source ends, q/Esc, a signal or --max-frames; return 0."""
-    from ..pipeline import Pipeline, stop_on_signals
-    from ..sinks import EventSink, VideoWriterSink, make_window
-    from ..sources import make_source
-
     settings = load_config(args)
     if args.record:
         settings.output.record = args.record
@@ -43,6 +39,15 @@ def run(args: argparse.Namespace) -> int:
         settings.display.window = False
     if args.source is not None:
         settings.source.uri = args.source
+    return run_loop(settings, args.max_frames)
+
+
+def run_loop(settings: Any, max_frames: Optional[int] = None) -> int:
+    """Run the live loop of ``settings`` with its sinks, integrations (mqtt:, web:) and the systemd hooks; return 0."""
+    from ..outputs import attach_outputs
+    from ..pipeline import Pipeline, stop_on_signals
+    from ..sinks import EventSink, VideoWriterSink, make_window
+    from ..sources import make_source
 
     source = make_source(settings.source)
     source.open()                      # a missing camera or unreadable video: SourceError, exit 2
@@ -70,12 +75,18 @@ def run(args: argparse.Namespace) -> int:
     pipeline.events = events
     previous = stop_on_signals(pipeline)
     service = None
+    outputs = None
     started = time.monotonic()
     try:
+        outputs = attach_outputs(pipeline, settings)
         service = _attach_service(pipeline, settings)
-        frames = pipeline.run(args.max_frames)
+        if service is not None and outputs is not None:
+            service.reporters.append(outputs)
+        frames = pipeline.run(max_frames)
     finally:
         pipeline.close()             # already done by run(); here for a failed attach
+        if outputs is not None:
+            outputs.close()
         if service is not None:
             service.close()
         for sig, handler in previous.items():
