@@ -89,8 +89,9 @@ class Predictor:
         """Return the model's task (attributes, multitask, embedding, distortion, landmarks)."""
         return self.model.task
 
-    def faces(self, image: Image) -> list[dict[str, Any]]:
-        """Return one result dict per face of an image (path or BGR uint8 array), largest first.
+    def faces(self, image: Image, largest: bool = False) -> list[dict[str, Any]]:
+        """Return one result dict per face of an image (path or BGR uint8 array), largest first
+        (``largest``: only the largest face's).
 
         Each dict: ``face_found`` (Haar found it), ``box`` [x, y, w, h] in image pixels, one entry per
         model output (:func:`trainer.predict.heads.describe`), ``landmarks`` when the face was aligned
@@ -104,12 +105,12 @@ class Predictor:
         if not boxes and self.no_face == "whole":
             spec = self.analyzer.landmarker.spec if self.manifest.crop.aligned else self.manifest.crop
             boxes = [whole_image_box(bgr, spec)]
-        return [self._face(bgr, box, found) for box in boxes]
+        return [self._face(bgr, box, found) for box in (boxes[:1] if largest else boxes)]
 
     def predict(self, image: Image) -> dict[str, Any]:
         """Return the largest face's result dict (see :meth:`faces`); ``{"face_found": False, "box": None}``
         when there is none."""
-        found = self.faces(image)
+        found = self.faces(image, largest=True)
         return found[0] if found else {"face_found": False, "box": None}
 
     def _face(self, image: np.ndarray, box: Box, found: bool) -> dict[str, Any]:

@@ -53,9 +53,7 @@ def face_rows(predictor: Predictor, paths: Iterable[Path], largest: bool = False
             warn(f"face-train: warning: {exc}")
             continue
         tally.photos += 1
-        results = predictor.faces(image)
-        if largest:
-            results = results[:1]
+        results = predictor.faces(image, largest)
         if not results or not results[0]["face_found"]:
             tally.no_face += 1
         if not results:
