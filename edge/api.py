@@ -33,7 +33,7 @@ from .crop import Box
 from .detect import PhotoDetector
 from .errors import FaceEdgeError, GalleryError, SourceError
 from .look import embedding_model, landmarker_of, look_at
-from .models import FaceModel
+from .models import FaceModel, Prediction
 from .overlay import face_summary
 from .track import Track
 
@@ -52,6 +52,7 @@ class FaceResult:
     nearest: Optional[str] = None                 # that sample's person, even when the face is unknown
     summary: dict[str, Any] = field(default_factory=dict)   # attributes, age, gender, emotion, ... as the overlay
     skipped: dict[str, str] = field(default_factory=dict)   # model -> why it could not look (e.g. face too small)
+    predictions: list[Prediction] = field(default_factory=list)  # each model's raw outputs (every probability)
 
     def to_dict(self, vectors: bool = False) -> dict[str, Any]:
         """Return the face as JSON-ready data (the embedding only with ``vectors``)."""
@@ -165,7 +166,8 @@ class Analyzer:
         return FaceResult(box=tuple(int(v) for v in box), landmarks=look.points, embedding=look.vector,
                           name=match.name if match else None,
                           distance=float(match.distance) if match and np.isfinite(match.distance) else None,
-                          nearest=match.nearest if match else None, summary=summary, skipped=look.skipped)
+                          nearest=match.nearest if match else None, summary=summary, skipped=look.skipped,
+                          predictions=look.predictions)
 
 
 def open_gallery_for(settings: Settings, models: dict[str, FaceModel]) -> Any:

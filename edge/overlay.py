@@ -66,7 +66,9 @@ def value_group(value: float, groups: Sequence[Mapping[str, Any]]) -> Optional[s
     return str(groups[0]["label"] if first_min is not None and value < float(first_min) else groups[-1]["label"])
 
 
-def _groups_of(spec: OutputSpec) -> Sequence[Mapping[str, Any]]:
+def groups_of(spec: OutputSpec) -> Sequence[Mapping[str, Any]]:
+    """Return the groups a regression output's value is shown in: the manifest's, else the default age
+    groups for an age output, else none."""
     if spec.groups:
         return spec.groups
     return DEFAULT_AGE_GROUPS if spec.name == "age" or "age" in spec.unit.lower() else ()
@@ -103,7 +105,7 @@ def face_summary(track: Track, manifests: Mapping[str, Manifest], vote_min: int)
                 summary.values[head_name] = label
         elif head.kind == "regression" and head.value is not None:
             summary.values[head_name] = round(head.value, 1)
-            group = value_group(head.value, _groups_of(spec))
+            group = value_group(head.value, groups_of(spec))
             if group is not None:
                 summary.groups[head_name] = group
     return summary

@@ -2,12 +2,23 @@
 
 Runtimes are chosen by name (``auto`` tries them in that order). TensorFlow is only
 imported when it is named or when neither LiteRT runtime is installed.
+
+The runtimes' native logger writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+to the process's stderr when the first interpreter allocates its tensors, and none of them
+offers an option to silence it (TF_CPP_MIN_LOG_LEVEL does not reach it). Interpreter creation
+therefore runs with file descriptor 2 captured (:func:`native_stderr_filtered`): that line is
+dropped and anything else the runtime printed (a real error) is written back to stderr.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 from .errors import RuntimeUnavailable
 
@@ -26,6 +37,43 @@ def _load_tensorflow() -> Any:
     return importlib.import_module("tensorflow").lite.Interpreter
 
 
+# Lines of the runtimes' native log that say nothing a user can act on.
+NATIVE_NOISE = ("Created TensorFlow Lite XNNPACK delegate",)
+_STDERR_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(noise: Sequence[str] = NATIVE_NOISE) -> Iterator[None]:
+    """Run the block with file descriptor 2 captured; afterwards write back every captured line that
+    contains none of ``noise`` (so native errors stay visible). Yields nothing; without a usable
+    fd 2 (a daemon with stderr closed) the block runs uncaptured."""
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):
+            saved = -1
+        if saved < 0:
+            yield
+            return
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
+                try:
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+                kept = "".join(line for line in lines if not any(n in line for n in noise))
+                if kept:
+                    os.write(2, kept.encode("utf-8"))
+
+
 _LOADERS: dict[str, Callable[[], Any]] = {
     "ai_edge_litert": _load_litert,
     "tflite_runtime": _load_tflite_runtime,
@@ -41,9 +89,11 @@ class Runtime:
     interpreter_class: Any
 
     def interpreter(self, model_path: str, num_threads: int = 1) -> Any:
-        """Return an allocated interpreter for ``model_path`` running on ``num_threads`` threads."""
-        interp = self.interpreter_class(model_path=str(model_path), num_threads=int(num_threads))
-        interp.allocate_tensors()
+        """Return an allocated interpreter for ``model_path`` running on ``num_threads`` threads
+        (the runtime's XNNPACK notice filtered out of stderr, see :func:`native_stderr_filtered`)."""
+        with native_stderr_filtered():
+            interp = self.interpreter_class(model_path=str(model_path), num_threads=int(num_threads))
+            interp.allocate_tensors()
         return interp
 
     def version(self) -> str:

@@ -82,11 +82,12 @@ def test_eval_predict_gradcam_report_commands(run_dir, tmp_path, capsys):
     assert info["metrics"]["float"]["n"] == 20
     images = sorted(shared_path("data", "celeba", "img_align_celeba").iterdir())[:3]
     out_csv = tmp_path / "out.csv"
-    assert main(["predict", str(run_dir), *map(str, images), "--csv", str(out_csv)]) == 0
+    assert main(["predict", str(run_dir), *map(str, images), "--csv", str(out_csv), "--largest",
+                 "--no-face", "whole"]) == 0
     with open(out_csv) as fh:
         rows = list(csv.DictReader(fh))
     assert [r["image"] for r in rows] == [str(p) for p in images]
-    assert all(0.0 <= float(r["Male_p"]) <= 1.0 and r["Male"] in ("0", "1") for r in rows)
+    assert all(0.0 <= float(r["Male_score"]) <= 1.0 and r["Male"] in ("0", "1") for r in rows)
     assert main(["gradcam", str(run_dir), "--label", "Smiling", "--count", "3", "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["report", str(run_dir)]) == 0

@@ -1,4 +1,4 @@
-"""Run a trained Keras model on face crops and turn its outputs into per-face rows."""
+"""Run a trained Keras model on face crops (the trainer's own crop of image files)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,32 +47,3 @@ def crop_files(paths: Sequence[str | Path], run: Run) -> tuple[np.ndarray, list[
         detected.append(found)
     return np.stack(crops) if crops else np.zeros((0, run.size, run.size, 3), np.uint8), detected
 
-
-def rows_for(run: Run, outputs: dict[str, np.ndarray]) -> tuple[list[str], list[list[Any]]]:
-    """Return (CSV header, one row per face) for model outputs, using run.yaml labels and thresholds."""
-    header: list[str] = []
-    columns: list[np.ndarray | list] = []
-    for spec in run.info["outputs"]:
-        y = outputs.get(spec["name"])
-        if y is None:
-            continue
-        y = y.reshape(len(y), -1)
-        kind, labels = spec["kind"], spec.get("labels") or []
-        if kind == "sigmoid":
-            thresholds = spec.get("thresholds") or [0.5] * len(labels)
-            for j, label in enumerate(labels):
-                header += [f"{label}_p", label]
-                columns += [np.round(y[:, j], 4), (y[:, j] >= thresholds[j]).astype(int)]
-        elif kind == "softmax":
-            header += [spec["name"]] + [f"{spec['name']}_{label}_p" for label in labels]
-            columns.append([labels[i] for i in y.argmax(1)])
-            columns += [np.round(y[:, j], 4) for j in range(len(labels))]
-        elif kind == "regression":
-            header.append(spec["name"])
-            columns.append(np.round(y[:, 0], 3))
-        else:
-            header.append(f"{spec['name']}_norm")
-            columns.append(np.round(np.linalg.norm(y, axis=1), 3))
-    n = len(next(iter(outputs.values()))) if outputs else 0
-    rows = [[col[i] for col in columns] for i in range(n)]
-    return header, rows

@@ -1,78 +1,77 @@
-"""face-train predict RUN IMAGES... --csv out.csv: one row per image with every output."""
+"""face-train predict MODEL IMAGES... --csv out.csv: every face of every photo, every output of any bundle or RUN."""
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 from ..errors import DataError
-from ..infer import crop_files, model_outputs, rows_for
-from ..run import read_run
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp"}
+EPILOG = """\
+MODEL is a bundle (models/attributes, models/multitask, models/embedding, models/landmarks, ...)
+or a training RUN folder (its Keras model, on the same crops). Faces are found and cropped as
+`face-edge recognize` does, so a bundle's rows are what the device computes. One row per face
+(largest first): the box, every softmax class's probability, every sigmoid label's score and
+decision, regression values and groups, landmark points, an embedding digest (--vectors: the
+whole vector). A summary line says how many photos had no face and what was done with them.
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``predict``: run a RUN's Keras model on image files (or folders of images)."""
-    parser = subparsers.add_parser("predict", help="predict on images; one CSV row per image")
-    parser.add_argument("run", help="RUN folder (or a bundle folder, for tasks that support it)")
-    parser.add_argument("images", nargs="+", help="image files or folders")
+    """Add ``predict``: run a bundle or RUN on image files or folders, one CSV row per face."""
+    parser = subparsers.add_parser("predict", help="predict on photos with a bundle or RUN; one CSV row per face",
+                                   description=__doc__.splitlines()[0], epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", metavar="MODEL", help="bundle folder or training RUN folder")
+    parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files or folders of images")
     parser.add_argument("--csv", default=None, help="CSV file to write (default: stdout)")
+    parser.add_argument("--no-face", default="skip", choices=["skip", "whole"],
+                        help="a photo where Haar finds no face: 'skip' (a row with face_found=0 and no predictions) "
+                             "or 'whole' (the whole image is the face, for photos that are already face crops)")
+    parser.add_argument("--largest", action="store_true", help="only the largest face of each photo")
+    parser.add_argument("--vectors", action="store_true", help="embedding models: one column per vector component")
+    parser.add_argument("--landmarks", default=None, metavar="FOLDER",
+                        help="landmarks bundle for a model with an aligned crop (default: 'landmarks' beside "
+                             "MODEL, else models/landmarks)")
+    parser.add_argument("--config", default=None, metavar="EDGE_YAML",
+                        help="use this edge.yaml's detector and models settings (runtime, threads, views, "
+                             "public key), as the device does (default: the built-in defaults)")
     parser.set_defaults(func=run)
 
 
 def expand_images(items: list[str]) -> list[Path]:
-    """Return the image files named by ``items`` (folders expanded, sorted); DataError if none."""
-    paths: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            paths += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise DataError(f"{item}: no such image file or folder")
+    """Return the image files named by ``items`` (folders' images in name order); DataError if there are none."""
+    from edge.api import image_files
+
+    paths = image_files(items)
     if not paths:
         raise DataError(f"no images found in {' '.join(items)}")
     return paths
 
 
-def _task_predict(folder: str):
-    """Return the ``predict_command`` of the task that made ``folder`` (RUN or bundle), or None."""
-    import yaml
-
-    from ..tasks import task_of_run
-
-    for name in ("run.yaml", "manifest.yaml"):
-        path = Path(folder) / name
-        if path.is_file():
-            try:
-                info = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-                return getattr(task_of_run(info), "predict_command", None)
-            except Exception:
-                return None
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
-    """Crop every image like the device, predict, and write the CSV."""
-    handler = _task_predict(args.run)  # tasks with their own CSV columns (e.g. multitask) handle it
-    if handler is not None:
-        return handler(args)
-    run_ = read_run(args.run)
+    """Predict every face of every photo and write the CSV; return 0, or 1 when a file could not be read."""
+    from tqdm import tqdm
+
+    from edge.config import load_settings
+
+    from ..predict.predictor import Predictor
+    from ..predict.table import BASE_COLUMNS, Tally, face_rows, write_csv
+
     paths = expand_images(args.images)
-    crops, detected = crop_files(paths, run_)
-    header, rows = rows_for(run_, model_outputs(run_.load_model(), crops))
-    out = open(args.csv, "w", newline="") if args.csv else sys.stdout
-    try:
-        writer = csv.writer(out)
-        writer.writerow(["image", "face_detected"] + header)
-        for path, found, row in zip(paths, detected, rows):
-            writer.writerow([str(path), int(found)] + list(row))
-    finally:
-        if args.csv:
-            out.close()
+    settings = load_settings(args.config) if args.config else None
+    predictor = Predictor(args.run, args.landmarks, settings, args.no_face)
+    tally = Tally()
+    bar = tqdm(paths, unit="photo", desc=f"predict {predictor.model.name}", disable=None, file=sys.stderr,
+               leave=False)
+    rows = list(face_rows(predictor, bar, args.largest, args.vectors, warn=bar.write, tally=tally))
+    bar.close()
+    header = BASE_COLUMNS + predictor.header()
     if args.csv:
-        print(f"wrote {len(rows)} rows to {args.csv}")
-    return 0
+        with open(args.csv, "w", newline="", encoding="utf-8") as out:
+            write_csv(out, header, rows)
+        print(tally.summary(args.no_face, args.csv))
+    else:
+        write_csv(sys.stdout, header, rows)
+        print(tally.summary(args.no_face, "stdout"), file=sys.stderr)
+    return 1 if tally.unreadable else 0

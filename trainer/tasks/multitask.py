@@ -362,9 +362,3 @@ def evaluate(run: Run, args: argparse.Namespace, model: Any = None) -> dict[str,
                                     encoding="utf-8")
     return metrics
 
-
-def predict_command(args: argparse.Namespace) -> int:
-    """``face-train predict`` for multitask RUN folders and bundles (see trainer.predict_multitask)."""
-    from ..predict_multitask import predict_command as run_predict
-
-    return run_predict(args)
