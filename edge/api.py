@@ -159,7 +159,7 @@ class Analyzer:
             track.add_prediction(prediction)
         if look.match is not None:
             track.add_identity(look.match.name, look.match.distance)
-        summary = face_summary(track, {n: m.manifest for n, m in self.models.items()}, 1).to_dict()
+        summary = face_summary(track, {m.manifest.name: m.manifest for m in self.models.values()}, 1).to_dict()
         for key in ("track", "name", "distance"):
             summary.pop(key, None)
         match = look.match

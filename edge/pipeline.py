@@ -406,8 +406,8 @@ class Pipeline:
                 track.add_identity(look.match.name, look.match.distance)
 
     def manifests(self) -> dict[str, Any]:
-        """Return {model name: manifest} of the running models."""
-        return {name: m.manifest for name, m in self.models.items()}
+        """Return {model name (as its predictions name it): manifest} of the running models."""
+        return {m.manifest.name: m.manifest for m in self.models.values()}
 
     def summary(self, track: Track) -> FaceSummary:
         """Return what is shown and logged for ``track`` now."""
