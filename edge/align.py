@@ -45,10 +45,10 @@ def from_fractions(fractions: np.ndarray, box: Box, spec: CropSpec) -> np.ndarra
 
 def landmark_head(model: FaceModel) -> str:
     """Return the name of the model's landmarks output; AlignmentError when it has none."""
-    for out in model.manifest.outputs:
-        if out.kind == "landmarks":
-            return out.name
-    raise AlignmentError(f"bundle {model.name}: has no output of kind 'landmarks'")
+    out = model.manifest.output_of_kind("landmarks")
+    if out is None:
+        raise AlignmentError(f"bundle {model.name}: has no output of kind 'landmarks'")
+    return out.name
 
 
 class Landmarker:

@@ -113,6 +113,10 @@ class Manifest:
                 return out
         raise KeyError(name)
 
+    def output_of_kind(self, kind: str) -> Optional[OutputSpec]:
+        """Return the first output of ``kind`` (e.g. embedding, landmarks), or None."""
+        return next((out for out in self.outputs if out.kind == kind), None)
+
 
 @dataclass
 class Bundle:

@@ -165,10 +165,10 @@ class FaceChecker:
 
 def embedding_head(model: FaceModel) -> str:
     """Return the name of the model's embedding output; BundleError when it has none."""
-    for out in model.manifest.outputs:
-        if out.kind == "embedding":
-            return out.name
-    raise BundleError(f"bundle {model.name}: has no output of kind 'embedding'; enrollment needs the embedding model")
+    out = model.manifest.output_of_kind("embedding")
+    if out is None:
+        raise BundleError(f"bundle {model.name}: has no output of kind 'embedding'; enrollment needs the embedding model")
+    return out.name
 
 
 class Enroller:
@@ -309,25 +309,32 @@ def embedding_bundle(settings: Settings, folder: Optional[str | Path] = None) ->
         if bundle.manifest.task != "embedding":
             raise BundleError(f"bundle {bundle.path}: task is {bundle.manifest.task!r}, enrollment needs an embedding model")
         return bundle
-    root = Path(settings.models.dir)
-    for name in settings.models.bundles:
-        path = root / name
-        if (path / "manifest.yaml").is_file() and read_manifest(path).task == "embedding":
-            return load_bundle(path, key)
-    raise BundleError(f"no embedding bundle among models.bundles {settings.models.bundles} in {root}/: "
-                      "install one (e.g. models/embedding) or pass --bundle")
+    bundle = configured_bundle(settings, "embedding")
+    if bundle is None:
+        raise BundleError(f"no embedding bundle among models.bundles {settings.models.bundles} in "
+                          f"{settings.models.dir}/: install one (e.g. models/embedding) or pass --bundle")
+    return bundle
 
 
-def landmarks_bundle(settings: Settings) -> Bundle:
-    """Return the verified landmarks bundle among ``models.bundles``; BundleError saying what to add when none."""
+def configured_bundle(settings: Settings, task: str) -> Optional[Bundle]:
+    """Return the verified first bundle of ``task`` among ``models.bundles`` (None when there is none)."""
     key = load_public_key(settings.models.public_key) if settings.models.public_key else None
     root = Path(settings.models.dir)
     for name in settings.models.bundles:
         path = root / name
-        if (path / "manifest.yaml").is_file() and read_manifest(path).task == "landmarks":
+        if (path / "manifest.yaml").is_file() and read_manifest(path).task == task:
             return load_bundle(path, key)
-    raise BundleError(f"the embedding bundle aligns faces by their landmarks, but no landmarks bundle is among "
-                      f"models.bundles {settings.models.bundles} in {root}/: add 'landmarks' (models/landmarks)")
+    return None
+
+
+def landmarks_bundle(settings: Settings) -> Bundle:
+    """Return the verified landmarks bundle among ``models.bundles``; BundleError saying what to add when none."""
+    bundle = configured_bundle(settings, "landmarks")
+    if bundle is None:
+        raise BundleError(f"the embedding bundle aligns faces by their landmarks, but no landmarks bundle is among "
+                          f"models.bundles {settings.models.bundles} in {settings.models.dir}/: add 'landmarks' "
+                          "(models/landmarks)")
+    return bundle
 
 
 def make_enroller(settings: Settings, bundle: Bundle, min_sharpness: float = MIN_SHARPNESS) -> Enroller:
