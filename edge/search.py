@@ -1,0 +1,272 @@
+"""Where to look for faces in each frame, so that no frame pays for a whole-frame search.
+
+A whole-frame Haar search at full resolution costs several times everything else a frame does,
+and a half-size one misses many faces that full-size Haar finds (small ones, and the many that
+are only just detectable). :class:`FaceSearch` splits the work:
+
+1. **Tracked faces**, every frame, in the loop: a region twice the face's size around each live
+   track, for faces of 0.7x to 1.5x its size, with fewer neighbours than a cold search (the face
+   was just there), which keeps a face that full-size Haar finds only every other frame.
+2. **Motion**, every frame, in the loop: the parts of a 1/8-size difference image that changed
+   and are not around a track (someone walking in) are searched at once, within a budget.
+3. **The whole frame**, on a background thread (:class:`WholeFrameSearch`, ``full_frame_every:
+   0``): full-size Haar on the newest frame, again as soon as it is done, at a lower CPU priority
+   than the loop. The faces it finds come back a few frames later as *seeds*: a tracked-face
+   search around each, in the current frame, turns them into tracks. With ``full_frame_every: N``
+   the loop itself searches the whole frame every Nth frame instead (1: every frame, what
+   full-size Haar finds, at its cost). When the background thread gets no CPU (a machine busy
+   with other work) and has finished nothing for BACKGROUND_PATIENCE frames, the loop searches the
+   whole frame itself once, so new faces are still found, later.
+
+Everything runs on one histogram-equalised grey frame (at ``detector.downscale``), equalised once
+for the whole frame as a whole-frame search would, so a region finds what the whole-frame search
+finds there. The first frame of a scene is searched whole, in the loop.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from .crop import Box, iou
+from .detect import HaarDetector, cascade_path
+from .threads import lower_thread_priority
+
+WINDOW = 24                  # the Haar cascades' window side
+TRACK_MAX_MISSED = 5         # search around a track missed at most this many frames in a row
+TRACK_SIZES = (0.7, 1.5)     # face sizes searched around a track, relative to its box
+TRACK_NEIGHBOURS_LESS = 2    # min_neighbors minus this around tracks and seeds
+SEED_IOU = 0.3               # a background face overlapping a live track this much is that track
+MOTION_CELL = 8              # the motion image is 1/8 of the frame
+MOTION_LEVEL = 20            # grey-level change that counts as motion
+MOTION_BUDGET = 0.06         # motion regions may cost this share of a whole-frame search per frame
+MOTION_MAX_SHARE = 0.4       # more of the frame than this moved: a pan or a cut, left to the whole-frame search
+BACKGROUND_NICE = 6          # the whole-frame search yields the CPU to the loop and to the model worker
+BACKGROUND_PATIENCE = 30     # frames without a background search finished: the loop searches the whole frame
+
+
+@dataclass(frozen=True)
+class Region:
+    """A searched rectangle of the scaled frame (x0, y0, x1, y1), for faces of side lo..hi (None: any)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    lo: int
+    hi: Optional[int]
+    kind: str                # "track", "seed", "motion" or "whole"
+
+
+def search_cost(width: float, height: float, lo: float, hi: Optional[float], scale_factor: float) -> float:
+    """Return the window positions a Haar search of a width x height image for faces lo..hi visits
+    (the summed size of the pyramid levels it scans): what its time is proportional to."""
+    total, factor = 0.0, 1.0
+    while width / factor >= WINDOW and height / factor >= WINDOW:
+        side = WINDOW * factor
+        if hi is not None and side > hi:
+            break
+        if side >= lo:
+            total += (width / factor) * (height / factor)
+        factor *= scale_factor
+    return total
+
+
+class WholeFrameSearch:
+    """A daemon thread that searches the newest offered frame whole, again and again.
+
+    ``offer(grey, index)`` hands it the loop's equalised frame (kept, not copied: the loop never
+    changes it); ``take()`` returns the faces of the last finished search with its frame index.
+    """
+
+    def __init__(self, classifier: Any, min_size: int, scale_factor: float, min_neighbors: int,
+                 nice: int = BACKGROUND_NICE):
+        self.classifier = classifier
+        self.min_size, self.scale_factor, self.min_neighbors = min_size, scale_factor, min_neighbors
+        self.nice = nice
+        self.searches = 0
+        self._cond = threading.Condition()
+        self._offered: Optional[tuple[np.ndarray, int]] = None
+        self._done: Optional[tuple[int, list[Box]]] = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="face-edge search", daemon=True)
+        self._thread.start()
+
+    def offer(self, grey: np.ndarray, index: int) -> None:
+        """Make ``grey`` (frame ``index``) the next frame to search; an older one not yet started is dropped."""
+        with self._cond:
+            self._offered = (grey, index)
+            self._cond.notify_all()
+
+    def take(self) -> Optional[tuple[int, list[Box]]]:
+        """Return (frame index, faces) of the search finished since the last call, or None."""
+        with self._cond:
+            done, self._done = self._done, None
+        return done
+
+    def close(self) -> None:
+        """Stop the thread after the search under way."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10.0)
+
+    def _run(self) -> None:
+        lower_thread_priority(self.nice)
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._offered is not None)
+                if self._closed:
+                    return
+                (grey, index), self._offered = self._offered, None
+            found = self.classifier.detectMultiScale(grey, scaleFactor=self.scale_factor,
+                                                     minNeighbors=self.min_neighbors,
+                                                     minSize=(self.min_size, self.min_size))
+            boxes = [tuple(int(v) for v in b) for b in (found if len(found) else [])]
+            with self._cond:
+                self.searches += 1
+                self._done = (index, boxes)
+
+
+class FaceSearch:
+    """``find(frame, tracks)`` returns this frame's face boxes (full-frame pixels), largest first."""
+
+    def __init__(self, detector: HaarDetector, full_frame_every: int = 0):
+        self.detector = detector
+        self.full_frame_every = max(0, int(full_frame_every))
+        self.scale = float(detector.downscale)
+        self.regions: list[Region] = []            # what the last find() searched (for tests and the benchmark)
+        self._previous: Optional[np.ndarray] = None
+        self._frames = 0
+        self._background: Optional[WholeFrameSearch] = None
+        self._waiting = 0                          # frames since the background search last finished
+
+    def reset(self) -> None:
+        """Forget the previous frame (a new scene): the next frame is searched whole, in the loop."""
+        self._previous = None
+        self._frames = 0
+        self._waiting = 0
+        if self._background is not None:
+            self._background.take()      # faces of the old scene are no seeds for the new one
+
+    def close(self) -> None:
+        """Stop the background search (if it runs)."""
+        if self._background is not None:
+            self._background.close()
+            self._background = None
+
+    @property
+    def background_searches(self) -> int:
+        """Return how many whole-frame searches the background thread finished."""
+        return 0 if self._background is None else self._background.searches
+
+    def find(self, frame: np.ndarray, tracks: Sequence = ()) -> list[Box]:
+        """Return the faces of ``frame``: around ``tracks`` (objects with ``box`` and ``missed``), around
+        the background search's newest faces, where the picture moved, and the whole frame when due."""
+        if frame is None or frame.size == 0:
+            return []
+        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        if self.scale != 1.0:
+            grey = cv2.resize(grey, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
+        grey = cv2.equalizeHist(grey)
+        height, width = grey.shape[:2]
+        min_size = max(WINDOW, int(round(self.detector.min_size * self.scale)))
+        live = [t for t in tracks if t.missed <= TRACK_MAX_MISSED]
+        regions = [self._around(t.box, width, height, min_size, "track") for t in live]
+        small = cv2.resize(grey, (max(1, width // MOTION_CELL), max(1, height // MOTION_CELL)),
+                           interpolation=cv2.INTER_AREA)
+        every = self.full_frame_every
+        if every:
+            due = self._frames % every == 0
+        else:
+            seeds = self._seed_regions(live, width, height, min_size)
+            due = self._waiting >= BACKGROUND_PATIENCE
+            self._waiting = 0 if due else self._waiting + 1
+        if due or self._previous is None or self._previous.shape != small.shape:
+            regions.append(Region(0, 0, width, height, min_size, None, "whole"))
+        else:
+            if not every:
+                regions += seeds
+            regions += self._motion_regions(small, regions, width, height, min_size)
+        if not every:
+            self._background_search().offer(grey, self._frames)
+        self._previous = small
+        self._frames += 1
+        self.regions = regions
+        boxes: list[Box] = []
+        for region in regions:
+            for box in self._search(grey, region):
+                if all(iou(box, other) < 0.5 for other in boxes):   # regions overlap: one box per face
+                    boxes.append(box)
+        if self.scale != 1.0:
+            boxes = [tuple(int(round(v / self.scale)) for v in b) for b in boxes]
+        return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
+
+    def _background_search(self) -> WholeFrameSearch:
+        if self._background is None:
+            d = self.detector
+            # A classifier of its own: OpenCV's CascadeClassifier must not be used by two threads at once.
+            self._background = WholeFrameSearch(cv2.CascadeClassifier(str(cascade_path(d.cascade))), max(WINDOW, int(round(d.min_size * self.scale))),
+                                                d.scale_factor, d.min_neighbors)
+        return self._background
+
+    def _around(self, box: Sequence[float], width: int, height: int, min_size: int, kind: str) -> Region:
+        """Return the region searched for a face last seen at ``box`` (frame pixels)."""
+        x, y, w, h = (v * self.scale for v in box) if kind == "track" else box
+        side = max(w, h)
+        pad = side / 2
+        lo = max(min_size, int(side * TRACK_SIZES[0]))
+        return Region(max(0, int(x - pad)), max(0, int(y - pad)), min(width, int(x + w + pad)),
+                      min(height, int(y + h + pad)), lo, max(lo + 1, int(side * TRACK_SIZES[1])), kind)
+
+    def _seed_regions(self, live: Sequence, width: int, height: int, min_size: int) -> list[Region]:
+        done = None if self._background is None else self._background.take()
+        if done is None:
+            return []
+        self._waiting = -1
+        tracked = [tuple(v * self.scale for v in t.box) for t in live]
+        return [self._around(box, width, height, min_size, "seed") for box in done[1]
+                if all(iou(box, t) < SEED_IOU for t in tracked)]
+
+    def _motion_regions(self, small: np.ndarray, searched: list[Region], width: int, height: int,
+                        min_size: int) -> list[Region]:
+        moved = (cv2.absdiff(small, self._previous) > MOTION_LEVEL).astype(np.uint8)
+        for r in searched:                     # a tracked face moving is searched already
+            moved[r.y0 // MOTION_CELL:(r.y1 + MOTION_CELL - 1) // MOTION_CELL,
+                  r.x0 // MOTION_CELL:(r.x1 + MOTION_CELL - 1) // MOTION_CELL] = 0
+        if moved.mean() > MOTION_MAX_SHARE:
+            return []
+        count, _, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(moved, np.ones((3, 3), np.uint8)),
+                                                             connectivity=8)
+        budget = MOTION_BUDGET * search_cost(width, height, min_size, None, self.detector.scale_factor)
+        regions = []
+        for x, y, w, h, area in sorted(stats[1:], key=lambda s: -s[4]):
+            if area < 3:
+                continue
+            cx, cy = (x + w / 2) * MOTION_CELL, (y + h / 2) * MOTION_CELL
+            half = max(w, h) * MOTION_CELL / 2 + min_size
+            region = Region(max(0, int(cx - half)), max(0, int(cy - half)), min(width, int(cx + half)),
+                            min(height, int(cy + half)), min_size, None, "motion")
+            cost = search_cost(region.x1 - region.x0, region.y1 - region.y0, min_size, None,
+                               self.detector.scale_factor)
+            if cost <= budget:
+                budget -= cost
+                regions.append(region)
+        return regions
+
+    def _search(self, grey: np.ndarray, region: Region) -> list[Box]:
+        part = grey[region.y0:region.y1, region.x0:region.x1]
+        if min(part.shape[:2]) < max(WINDOW, region.lo):
+            return []
+        near = region.kind in ("track", "seed")
+        found = self.detector.classifier.detectMultiScale(
+            part, scaleFactor=self.detector.scale_factor,
+            minNeighbors=max(1, self.detector.min_neighbors - TRACK_NEIGHBOURS_LESS) if near
+            else self.detector.min_neighbors,
+            minSize=(region.lo, region.lo), maxSize=(0, 0) if region.hi is None else (region.hi, region.hi))
+        return [(int(x) + region.x0, int(y) + region.y0, int(w), int(h)) for x, y, w, h in
+                (found if len(found) else [])]
