@@ -212,8 +212,8 @@ def place_block(size: tuple[int, int], box: Box, frame_size: tuple[int, int], ta
                 faces: Sequence[Rect] = ()) -> Optional[Rect]:
     """Return where a label block of ``size`` (w, h) for the face ``box`` goes: inside the frame
     (``frame_size`` w, h), overlapping nothing in ``taken`` (other labels, the status bar) and, when
-    possible, no face in ``faces``; below the face, else above, right, left, then the free spot
-    nearest to the face. None when the frame has no room for it."""
+    at all possible, no face in ``faces`` (its own included); below the face, else above, right,
+    left, else the free spot nearest to the face. None when the frame has no room for it."""
     bw, bh = size
     fw, fh = frame_size
     if bw > fw or bh > fh:
@@ -235,14 +235,14 @@ def place_block(size: tuple[int, int], box: Box, frame_size: tuple[int, int], ta
                 return rect
         return None
 
-    for avoid_faces in (True, False):
-        rect = free(near, avoid_faces)
-        if rect is not None:
-            return rect
     cx, cy = x + w / 2 - bw / 2, y + h / 2 - bh / 2      # nothing next to the face: the nearest free spot
     scan = sorted((fit(px, py) for py in range(0, fh - bh + 1, SCAN_STEP) for px in range(0, fw - bw + 1, SCAN_STEP)),
                   key=lambda r: (r[0] - cx) ** 2 + (r[1] - cy) ** 2)
-    return free(scan, True) or free(scan, False)
+    for avoid_faces in (True, False):
+        rect = free(near, avoid_faces) or free(scan, avoid_faces)
+        if rect is not None:
+            return rect
+    return None
 
 
 def _block_size(lines: Sequence[str], scale: float) -> tuple[int, int, int]:
@@ -276,14 +276,14 @@ def draw_faces(frame: np.ndarray, summaries: Sequence[tuple[Track, FaceSummary]]
         track, summary = summaries[i]
         color = FACE if not summary.recognised else (KNOWN if summary.name else UNKNOWN)
         lines = _text_lines(summary)
-        others = faces[:i] + faces[i + 1:]
         for keep in sorted({len(lines), min(len(lines), 2), 1}, reverse=True):
             bw, bh, line_h = _block_size(lines[:keep], scale)
-            rect = place_block((bw, bh), track.box, (fw, fh), taken, others)
+            rect = place_block((bw, bh), track.box, (fw, fh), taken, faces)
             if rect is not None:
                 break
         if rect is None:
             continue
+        _leader(frame, rect, track.box, color)
         cv2.rectangle(frame, rect[:2], rect[2:], BACKING, cv2.FILLED)
         for k, line in enumerate(lines[:keep]):
             (_, th), _ = cv2.getTextSize(line, FONT, scale, thickness)
@@ -292,6 +292,15 @@ def draw_faces(frame: np.ndarray, summaries: Sequence[tuple[Track, FaceSummary]]
         taken.append(rect)
         placed.append(rect)
     return placed
+
+
+def _leader(frame: np.ndarray, rect: Rect, box: Box, color: tuple[int, int, int]) -> None:
+    """Draw a line from a label block to its face when the block had to go elsewhere than next to it."""
+    x, y, w, h = box
+    px, py = min(max(x + w / 2, rect[0]), rect[2]), min(max(y + h / 2, rect[1]), rect[3])   # block point nearest the face
+    qx, qy = min(max(px, x), x + w), min(max(py, y), y + h)                                # face point nearest that
+    if abs(px - qx) + abs(py - qy) > 3 * LABEL_GAP:
+        cv2.line(frame, (int(px), int(py)), (int(qx), int(qy)), color, 1, cv2.LINE_AA)
 
 
 def draw_status(frame: np.ndarray, fps: Optional[float], runtime: str, status: Optional[str] = None,
