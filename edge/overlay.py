@@ -228,21 +228,46 @@ def place_block(size: tuple[int, int], box: Box, frame_size: tuple[int, int], ta
     near = [fit(x, y + h + LABEL_GAP), fit(x, y - LABEL_GAP - bh), fit(x + w + LABEL_GAP, y),
             fit(x - LABEL_GAP - bw, y), fit(x + w + LABEL_GAP, y + h - bh), fit(x - LABEL_GAP - bw, y + h - bh)]
 
-    def free(rects: Sequence[Rect], avoid_faces: bool) -> Optional[Rect]:
-        for rect in rects:
-            if not any(_overlaps(rect, t) for t in taken) and not (avoid_faces and any(_overlaps(rect, f)
-                                                                                       for f in faces)):
-                return rect
-        return None
+    def free(rect: Rect, avoid_faces: bool) -> bool:
+        return not any(_overlaps(rect, t) for t in taken) and not (avoid_faces and any(_overlaps(rect, f)
+                                                                                         for f in faces))
 
-    cx, cy = x + w / 2 - bw / 2, y + h / 2 - bh / 2      # nothing next to the face: the nearest free spot
-    scan = sorted((fit(px, py) for py in range(0, fh - bh + 1, SCAN_STEP) for px in range(0, fw - bw + 1, SCAN_STEP)),
-                  key=lambda r: (r[0] - cx) ** 2 + (r[1] - cy) ** 2)
     for avoid_faces in (True, False):
-        rect = free(near, avoid_faces) or free(scan, avoid_faces)
+        rect = next((r for r in near if free(r, avoid_faces)), None)
+        if rect is None:                       # nothing next to the face: the nearest free spot
+            rect = _nearest_free((bw, bh), (x + w / 2, y + h / 2), frame_size,
+                                 list(taken) + (list(faces) if avoid_faces else []))
         if rect is not None:
             return rect
     return None
+
+
+def _nearest_free(size: tuple[int, int], centre: tuple[float, float], frame_size: tuple[int, int],
+                  occupied: Sequence[Rect]) -> Optional[Rect]:
+    """Return the SCAN_STEP-aligned spot for a block of ``size`` whose centre is nearest ``centre`` and
+    that overlaps none of ``occupied`` (an occupancy grid and its integral image: every spot at once)."""
+    bw, bh = size
+    fw, fh = frame_size
+    rows, cols = fh // SCAN_STEP + 1, fw // SCAN_STEP + 1
+    grid = np.zeros((rows, cols), np.int32)
+    for x0, y0, x1, y1 in occupied:           # cells a rectangle touches count as taken (conservative)
+        grid[max(0, y0 // SCAN_STEP):max(0, (y1 - 1) // SCAN_STEP + 1),
+             max(0, x0 // SCAN_STEP):max(0, (x1 - 1) // SCAN_STEP + 1)] = 1
+    ch, cw = -(-bh // SCAN_STEP), -(-bw // SCAN_STEP)
+    top, left = (fh - bh) // SCAN_STEP + 1, (fw - bw) // SCAN_STEP + 1     # spots that keep it in the frame
+    if top <= 0 or left <= 0:
+        return None
+    integral = np.pad(grid.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    used = (integral[ch:ch + top, cw:cw + left] - integral[:top, cw:cw + left]
+            - integral[ch:ch + top, :left] + integral[:top, :left])
+    if not (used == 0).any():
+        return None
+    ys, xs = np.mgrid[0:top, 0:left] * SCAN_STEP
+    distance = (xs + bw / 2 - centre[0]) ** 2 + (ys + bh / 2 - centre[1]) ** 2
+    distance[used > 0] = np.inf
+    j, i = np.unravel_index(int(np.argmin(distance)), distance.shape)
+    px, py = int(xs[j, i]), int(ys[j, i])
+    return px, py, px + bw, py + bh
 
 
 def _block_size(lines: Sequence[str], scale: float) -> tuple[int, int, int]:

@@ -40,6 +40,7 @@ TRACK_MAX_MISSED = 5         # search around a track missed at most this many fr
 TRACK_SIZES = (0.7, 1.5)     # face sizes searched around a track, relative to its box
 TRACK_NEIGHBOURS_LESS = 2    # min_neighbors minus this around tracks and seeds
 SEED_IOU = 0.3               # a background face overlapping a live track this much is that track
+SEED_FRAMES = 10             # a background face not found around its box is searched for this many frames
 MOTION_CELL = 8              # the motion image is 1/8 of the frame
 MOTION_LEVEL = 20            # grey-level change that counts as motion
 MOTION_BUDGET = 0.06         # motion regions may cost this share of a whole-frame search per frame
@@ -144,12 +145,14 @@ class FaceSearch:
         self._frames = 0
         self._background: Optional[WholeFrameSearch] = None
         self._waiting = 0                          # frames since the background search last finished
+        self._seeds: list[tuple[Box, int]] = []    # background faces not tracked yet (scaled box, frames left)
 
     def reset(self) -> None:
         """Forget the previous frame (a new scene): the next frame is searched whole, in the loop."""
         self._previous = None
         self._frames = 0
         self._waiting = 0
+        self._seeds = []
         if self._background is not None:
             self._background.take()      # faces of the old scene are no seeds for the new one
 
@@ -224,13 +227,16 @@ class FaceSearch:
                       min(height, int(y + h + pad)), lo, max(lo + 1, int(side * TRACK_SIZES[1])), kind)
 
     def _seed_regions(self, live: Sequence, width: int, height: int, min_size: int) -> list[Region]:
+        """Return the regions around the background search's faces that no live track covers yet; each is
+        searched for SEED_FRAMES frames (a face Haar finds only now and then still becomes a track)."""
         done = None if self._background is None else self._background.take()
-        if done is None:
-            return []
-        self._waiting = -1
+        if done is not None:
+            self._waiting = -1
+            self._seeds = [(box, SEED_FRAMES) for box in done[1]]
         tracked = [tuple(v * self.scale for v in t.box) for t in live]
-        return [self._around(box, width, height, min_size, "seed") for box in done[1]
-                if all(iou(box, t) < SEED_IOU for t in tracked)]
+        self._seeds = [(box, left - 1) for box, left in self._seeds
+                       if left > 0 and all(iou(box, t) < SEED_IOU for t in tracked)]
+        return [self._around(box, width, height, min_size, "seed") for box, _ in self._seeds]
 
     def _motion_regions(self, small: np.ndarray, searched: list[Region], width: int, height: int,
                         min_size: int) -> list[Region]:
