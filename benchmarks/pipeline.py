@@ -17,7 +17,8 @@ For each clip:
    p50/p99/max frame time, the same over the 30 frames after each new track ("while new faces
    arrive"), faces per frame against the reference (as a count, and as matched: a reference face
    counts when a face the loop shows overlaps it by IoU >= 0.3), model looks per second, CPU ms
-   per frame, the process's peak RSS after the edge runs (TensorFlow not imported).
+   per frame, the process's peak RSS after the edge runs (TensorFlow not imported). Then once more,
+   one pass paced at the clip's own frame rate, as a camera delivers frames: faces found then.
 3. naive baseline, same process, afterwards: full-size Haar on every frame and every model run
    on every face of every frame, on the loop's own thread (edge.look.look_at, the same int8 models).
 
@@ -204,6 +205,7 @@ class EdgeRun:
     seconds: float
     cpu_seconds: float
     frame_ms: np.ndarray
+    work_ms: np.ndarray          # frame time after the capture (what a paced frame costs)
     new_face_ms: np.ndarray
     faces: int
     reference: int
@@ -222,8 +224,10 @@ class EdgeRun:
         return self.frames / self.seconds
 
 
-def edge_run(clip: Path, models: Path, bundles: list[str], frames: int, threads: int, warmup: int = 30) -> EdgeRun:
-    """Play ``clip`` unpaced and looped through the loop with the defaults; return its figures."""
+def edge_run(clip: Path, models: Path, bundles: list[str], frames: int, threads: int, warmup: int = 30,
+             paced: bool = False) -> EdgeRun:
+    """Play ``clip`` looped through the loop with the defaults, unpaced (as fast as it goes) or ``paced``
+    at the clip's own frame rate (as a camera delivers frames); return its figures."""
     from edge.config import Settings
     from edge.pipeline import Pipeline
 
@@ -231,7 +235,7 @@ def edge_run(clip: Path, models: Path, bundles: list[str], frames: int, threads:
     length = len(reference)
     settings = Settings()
     settings.source.uri = str(clip)
-    settings.source.realtime = False
+    settings.source.realtime = paced
     settings.source.loop = True
     settings.models.dir = str(models)
     settings.models.bundles = list(bundles)
@@ -262,6 +266,7 @@ def edge_run(clip: Path, models: Path, bundles: list[str], frames: int, threads:
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         times = pipeline.times
         frame_ms = np.asarray(times.frame_s, np.float64)[-frames:] * 1000.0
+        work_ms = np.asarray(times.work_s, np.float64)[-frames:] * 1000.0
         window = sorted({i for n in new_at for i in range(n, min(len(frame_ms), n + NEW_FACE_WINDOW))})
         looks, predictions, stale = times.looks, times.model_runs, times.stale
         look_ms = 1000.0 * times.look_s / max(1, looks)
@@ -270,7 +275,7 @@ def edge_run(clip: Path, models: Path, bundles: list[str], frames: int, threads:
         searches = pipeline.search.background_searches
     finally:
         pipeline.close()
-    return EdgeRun(clip=clip.name, frames=frames, seconds=seconds, cpu_seconds=cpu, frame_ms=frame_ms,
+    return EdgeRun(clip=clip.name, frames=frames, seconds=seconds, cpu_seconds=cpu, frame_ms=frame_ms, work_ms=work_ms,
                    new_face_ms=frame_ms[window] if window else np.zeros(0),
                    faces=sum(len(b) for _, b in seen), reference=sum(len(reference[i]) for i, _ in seen),
                    matched=sum(matched(reference[i], b) for i, b in seen), looks=looks, predictions=predictions,
@@ -366,6 +371,7 @@ def main() -> int:
     for clip in clips:
         reference_faces(clip)                      # computed (or read) before anything is timed
     runs = [edge_run(clip, models, bundles, args.frames, args.threads) for clip in clips]
+    paced = [edge_run(clip, models, bundles, len(reference_faces(clip)), args.threads, paced=True) for clip in clips]
     edge_rss = peak_rss_mb()
     imp, first = import_and_first_frame(clips[0], models, bundles)
     assert "tensorflow" not in sys.modules, "the edge measurement must not import TensorFlow"
@@ -376,7 +382,7 @@ def main() -> int:
           f"{args.threads} inference thread(s) per model")
     print(f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} CPUs")
     floors = []
-    for run, base in zip(runs, bases):
+    for run, base, live in zip(runs, bases, paced):
         all_ms = run.frame_ms
         count = run.faces / max(1, run.reference)
         recall = run.matched / max(1, run.reference)
@@ -394,6 +400,10 @@ def main() -> int:
         print(f"model results     {run.looks / run.seconds:.1f} looks/s ({run.predictions / run.seconds:.1f} model "
               f"predictions/s), {run.look_ms:.1f} ms per look on the worker, {run.look_wait_ms:.1f} ms queued; "
               f"{run.stale} stale looks dropped; {run.background_searches} background whole-frame searches")
+        print(f"paced (clip fps)  {live.fps:.1f} frames/s, frame time after capture {percentiles(live.work_ms)}; faces per frame "
+              f"{live.faces / live.frames:.3f} vs {live.reference / live.frames:.3f}: count "
+              f"{100 * live.faces / max(1, live.reference):.1f} %, matched {100 * live.matched / max(1, live.reference):.1f} %; "
+              f"{live.background_searches} background searches")
         print(f"naive loop        {base['fps']:.2f} frames/s ({base['faces_per_frame']:.2f} faces/frame, "
               f"{base['frames']} frames): edge is {ratio:.1f}x")
         p99_new = float(np.percentile(run.new_face_ms, 99)) if len(run.new_face_ms) else float(np.percentile(all_ms, 99))

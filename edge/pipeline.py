@@ -78,7 +78,8 @@ class StageTimes:
     look_s: float = 0.0          # worker seconds of the applied looks
     look_wait_s: float = 0.0     # seconds those looks waited in the queue
     align_skipped: int = 0       # looks at a face that aligned models skipped (too small, landmarks off the face)
-    frame_s: deque = field(default_factory=lambda: deque(maxlen=20000))
+    frame_s: deque = field(default_factory=lambda: deque(maxlen=20000))   # each frame, capture included
+    work_s: deque = field(default_factory=lambda: deque(maxlen=20000))    # each frame, after its capture
 
     def mean_ms(self) -> dict[str, float]:
         """Return the mean milliseconds per frame of each stage (and ``total``)."""
@@ -94,6 +95,7 @@ class StageTimes:
         self.model_runs = self.looks = self.stale = self.align_skipped = 0
         self.look_s = self.look_wait_s = 0.0
         self.frame_s.clear()
+        self.work_s.clear()
 
 
 class FrameClock:
@@ -402,6 +404,7 @@ class Pipeline:
             tt.totals[stage] += dt
         tt.frames += 1
         tt.frame_s.append(t6 - t0)
+        tt.work_s.append(t6 - t1)
         index = self.frame_index
         self.frame_index += 1
         self._in_frame = False

@@ -4,9 +4,10 @@ A whole-frame Haar search at full resolution costs several times everything else
 and a half-size one misses many faces that full-size Haar finds (small ones, and the many that
 are only just detectable). :class:`FaceSearch` splits the work:
 
-1. **Tracked faces**, every frame, in the loop: a region twice the face's size around each live
-   track, for faces of 0.7x to 1.5x its size, with fewer neighbours than a cold search (the face
-   was just there), which keeps a face that full-size Haar finds only every other frame.
+1. **Tracked faces**, every frame, in the loop: a region a third of the face's size wider on each
+   side around each live track, for faces of 0.8x to 1.25x its size, with fewer neighbours than a
+   cold search (the face was just there), which keeps a face that full-size Haar finds only every
+   other frame.
 2. **Motion**, every frame, in the loop: the parts of a 1/8-size difference image that changed
    and are not around a track (someone walking in) are searched at once, within a budget.
 3. **The whole frame**, on a background thread (:class:`WholeFrameSearch`, ``full_frame_every:
@@ -14,9 +15,8 @@ are only just detectable). :class:`FaceSearch` splits the work:
    than the loop. The faces it finds come back a few frames later as *seeds*: a tracked-face
    search around each, in the current frame, turns them into tracks. With ``full_frame_every: N``
    the loop itself searches the whole frame every Nth frame instead (1: every frame, what
-   full-size Haar finds, at its cost). When the background thread gets no CPU (a machine busy
-   with other work) and has finished nothing for BACKGROUND_PATIENCE frames, the loop searches the
-   whole frame itself once, so new faces are still found, later.
+   full-size Haar finds, at its cost). On a machine busy with other work the background search
+   runs less often and new faces are found later; the loop's frames stay as short.
 
 Everything runs on one histogram-equalised grey frame (at ``detector.downscale``), equalised once
 for the whole frame as a whole-frame search would, so a region finds what the whole-frame search
@@ -37,16 +37,16 @@ from .threads import lower_thread_priority
 
 WINDOW = 24                  # the Haar cascades' window side
 TRACK_MAX_MISSED = 5         # search around a track missed at most this many frames in a row
-TRACK_SIZES = (0.7, 1.5)     # face sizes searched around a track, relative to its box
+TRACK_SIZES = (0.8, 1.25)    # face sizes searched around a track, relative to its box
+TRACK_PAD = 0.33             # the region around a track reaches this many face sides beyond its box
 TRACK_NEIGHBOURS_LESS = 2    # min_neighbors minus this around tracks and seeds
 SEED_IOU = 0.3               # a background face overlapping a live track this much is that track
 SEED_FRAMES = 10             # a background face not found around its box is searched for this many frames
 MOTION_CELL = 8              # the motion image is 1/8 of the frame
 MOTION_LEVEL = 20            # grey-level change that counts as motion
-MOTION_BUDGET = 0.06         # motion regions may cost this share of a whole-frame search per frame
+MOTION_BUDGET = 0.03         # motion regions may cost this share of a whole-frame search per frame
 MOTION_MAX_SHARE = 0.4       # more of the frame than this moved: a pan or a cut, left to the whole-frame search
-BACKGROUND_NICE = 6          # the whole-frame search yields the CPU to the loop and to the model worker
-BACKGROUND_PATIENCE = 30     # frames without a background search finished: the loop searches the whole frame
+BACKGROUND_NICE = 4          # the whole-frame search yields the CPU to the loop and to the model worker
 
 
 @dataclass(frozen=True)
@@ -144,14 +144,12 @@ class FaceSearch:
         self._previous: Optional[np.ndarray] = None
         self._frames = 0
         self._background: Optional[WholeFrameSearch] = None
-        self._waiting = 0                          # frames since the background search last finished
         self._seeds: list[tuple[Box, int]] = []    # background faces not tracked yet (scaled box, frames left)
 
     def reset(self) -> None:
         """Forget the previous frame (a new scene): the next frame is searched whole, in the loop."""
         self._previous = None
         self._frames = 0
-        self._waiting = 0
         self._seeds = []
         if self._background is not None:
             self._background.take()      # faces of the old scene are no seeds for the new one
@@ -183,17 +181,12 @@ class FaceSearch:
         small = cv2.resize(grey, (max(1, width // MOTION_CELL), max(1, height // MOTION_CELL)),
                            interpolation=cv2.INTER_AREA)
         every = self.full_frame_every
-        if every:
-            due = self._frames % every == 0
-        else:
-            seeds = self._seed_regions(live, width, height, min_size)
-            due = self._waiting >= BACKGROUND_PATIENCE
-            self._waiting = 0 if due else self._waiting + 1
+        due = bool(every) and self._frames % every == 0
+        seeds = [] if every else self._seed_regions(live, width, height, min_size)
         if due or self._previous is None or self._previous.shape != small.shape:
             regions.append(Region(0, 0, width, height, min_size, None, "whole"))
         else:
-            if not every:
-                regions += seeds
+            regions += seeds
             regions += self._motion_regions(small, regions, width, height, min_size)
         if not every:
             self._background_search().offer(grey, self._frames)
@@ -221,7 +214,7 @@ class FaceSearch:
         """Return the region searched for a face last seen at ``box`` (frame pixels)."""
         x, y, w, h = (v * self.scale for v in box) if kind == "track" else box
         side = max(w, h)
-        pad = side / 2
+        pad = side * TRACK_PAD
         lo = max(min_size, int(side * TRACK_SIZES[0]))
         return Region(max(0, int(x - pad)), max(0, int(y - pad)), min(width, int(x + w + pad)),
                       min(height, int(y + h + pad)), lo, max(lo + 1, int(side * TRACK_SIZES[1])), kind)
@@ -231,7 +224,6 @@ class FaceSearch:
         searched for SEED_FRAMES frames (a face Haar finds only now and then still becomes a track)."""
         done = None if self._background is None else self._background.take()
         if done is not None:
-            self._waiting = -1
             self._seeds = [(box, SEED_FRAMES) for box in done[1]]
         tracked = [tuple(v * self.scale for v in t.box) for t in live]
         self._seeds = [(box, left - 1) for box, left in self._seeds

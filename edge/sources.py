@@ -207,7 +207,7 @@ class LiveCamera:
             self._lost = True
             self._generation += 1
             self.stalls += 1
-        log.warning("camera %s stalled: no frame for %.1f s, reopening", self.name, silent)
+        log.warning("camera stalled: %s sent no frame for %.1f s, reopening it", self.name, silent)
         self._start_reader(None)
 
     def read(self, timeout: float = 1.0) -> Optional[np.ndarray]:

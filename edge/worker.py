@@ -38,7 +38,7 @@ from .threads import lower_thread_priority
 
 log = logging.getLogger("face-edge.worker")
 
-WORKER_NICE = 3             # the worker yields the CPU to the frame loop (Linux thread niceness)
+WORKER_NICE = 2             # the worker yields the CPU to the frame loop (Linux thread niceness)
 DEFAULT_CAPACITY = 8        # faces waiting for a look at most
 
 
