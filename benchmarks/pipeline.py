@@ -40,7 +40,7 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -224,8 +224,18 @@ class EdgeRun:
         return self.frames / self.seconds
 
 
+def apply_overrides(settings: Any, overrides: list[str]) -> None:
+    """Set ``section.key=value`` overrides (values read as YAML) on ``settings``."""
+    import yaml
+
+    for item in overrides:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        setattr(getattr(settings, section), name, yaml.safe_load(value))
+
+
 def edge_run(clip: Path, models: Path, bundles: list[str], frames: int, threads: int, warmup: int = 30,
-             paced: bool = False) -> EdgeRun:
+             paced: bool = False, overrides: Sequence[str] = ()) -> EdgeRun:
     """Play ``clip`` looped through the loop with the defaults, unpaced (as fast as it goes) or ``paced``
     at the clip's own frame rate (as a camera delivers frames); return its figures."""
     from edge.config import Settings
@@ -241,6 +251,7 @@ def edge_run(clip: Path, models: Path, bundles: list[str], frames: int, threads:
     settings.models.bundles = list(bundles)
     settings.models.num_threads = threads
     settings.display.window = False
+    apply_overrides(settings, list(overrides))
     pipeline = Pipeline(settings)
     if pipeline.model_errors:
         raise SystemExit(f"bundles failed to load: {pipeline.model_errors}")
@@ -363,6 +374,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="inference threads per model (1)")
     parser.add_argument("--tiny", action="store_true", help="tiny random-weight bundles instead of the shipped ones")
     parser.add_argument("--clip", action="append", help="a 640x480 clip to play instead (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a setting for the edge loop instead of its default, e.g. detector.search_budget_ms=8")
     args = parser.parse_args()
 
     clips = bench_clips(args.clip)
@@ -370,8 +383,9 @@ def main() -> int:
     load_before = os.getloadavg()
     for clip in clips:
         reference_faces(clip)                      # computed (or read) before anything is timed
-    runs = [edge_run(clip, models, bundles, args.frames, args.threads) for clip in clips]
-    paced = [edge_run(clip, models, bundles, len(reference_faces(clip)), args.threads, paced=True) for clip in clips]
+    runs = [edge_run(clip, models, bundles, args.frames, args.threads, overrides=args.set) for clip in clips]
+    paced = [edge_run(clip, models, bundles, len(reference_faces(clip)), args.threads, paced=True, overrides=args.set)
+             for clip in clips]
     edge_rss = peak_rss_mb()
     imp, first = import_and_first_frame(clips[0], models, bundles)
     assert "tensorflow" not in sys.modules, "the edge measurement must not import TensorFlow"
@@ -388,7 +402,7 @@ def main() -> int:
         recall = run.matched / max(1, run.reference)
         ratio = run.fps / base["fps"]
         st = run.stage_ms
-        print(f"\n== {run.clip}: edge loop, defaults ==")
+        print(f"\n== {run.clip}: edge loop, {', '.join(args.set) or 'defaults'} ==")
         print(f"frames/s          {run.fps:.1f} ({run.frames} frames unpaced; CPU {1000 * run.cpu_seconds / run.frames:.1f} "
               f"ms/frame, all threads)")
         print(f"frame time        p50 / p99 / max {percentiles(all_ms)}; while new faces arrive "

@@ -44,6 +44,8 @@ class DetectorSettings:
     min_neighbors: int = 5
     full_frame_every: int = 0          # 0: the whole frame is searched on a background thread, the loop searches
                                        # around faces and motion; N: the loop searches the whole frame every Nth frame
+    search_budget_ms: float = 0.0      # a frame whose own search took less fills up to this with slices of a
+                                       # whole-frame search (0: off)
 
 
 @dataclass
@@ -181,6 +183,7 @@ def _check_ranges(s: Settings) -> None:
         ("detector.min_size", s.detector.min_size >= 8, "at least 8"),
         ("detector.min_neighbors", s.detector.min_neighbors >= 0, "0 or more"),
         ("detector.full_frame_every", s.detector.full_frame_every >= 0, "0 (background) or more"),
+        ("detector.search_budget_ms", s.detector.search_budget_ms >= 0, "0 (off) or more milliseconds"),
         ("source.stall_s", s.source.stall_s > 0, "a positive number of seconds"),
         ("tracker.iou", 0 < s.tracker.iou < 1, "a number in (0, 1)"),
         ("tracker.refresh_every", s.tracker.refresh_every >= 1, "at least 1"),

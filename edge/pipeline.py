@@ -186,7 +186,7 @@ class Pipeline:
         self.settings = settings
         d = settings.detector
         self.detector = HaarDetector(d.cascade, d.downscale, d.min_size, d.scale_factor, d.min_neighbors)
-        self.search = FaceSearch(self.detector, d.full_frame_every)
+        self.search = FaceSearch(self.detector, d.full_frame_every, d.search_budget_ms)
         self.tracker = IouTracker(settings.tracker)
         self.source = source
         self.sinks: list[FrameSink] = list(sinks)

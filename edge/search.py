@@ -17,6 +17,13 @@ are only just detectable). :class:`FaceSearch` splits the work:
    the loop itself searches the whole frame every Nth frame instead (1: every frame, what
    full-size Haar finds, at its cost). On a machine busy with other work the background search
    runs less often and new faces are found later; the loop's frames stay as short.
+4. **Slices of the whole frame**, in the loop, when a frame's own search took less than
+   ``detector.search_budget_ms``: the whole frame is cut into cells (per band of face sizes, a
+   grid of tiles overlapping by the band's largest face; bands overlap a little so Haar's grouping
+   of neighbouring hits is not cut at a band edge) and the frame searches the next cells that fit
+   in what is left of the budget (their time learnt from the searches made). A loop with little
+   to do (no faces yet, a fast board) so sweeps the whole frame itself every few frames, with
+   fresh results; a busy one skips it.
 
 Everything runs on one histogram-equalised grey frame (at ``detector.downscale``), equalised once
 for the whole frame as a whole-frame search would, so a region finds what the whole-frame search
@@ -25,6 +32,7 @@ finds there. The first frame of a scene is searched whole, in the loop.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -46,6 +54,10 @@ MOTION_CELL = 8              # the motion image is 1/8 of the frame
 MOTION_LEVEL = 20            # grey-level change that counts as motion
 MOTION_BUDGET = 0.03         # motion regions may cost this share of a whole-frame search per frame
 MOTION_MAX_SHARE = 0.4       # more of the frame than this moved: a pan or a cut, left to the whole-frame search
+BAND_EDGES = (1.5, 2.4, 3.75)  # sweep bands: [min, 1.5 min), [1.5 min, 2.4 min), ... in units of min_size
+BAND_OVERLAP = 1.25          # each sweep band reaches this factor into its neighbours
+MAX_GRID = 6                 # a band's tiles: at most this many across and down
+MAX_OVERLAP_COST = 2.0       # tiles' overlaps may add this much to a band's cost
 BACKGROUND_NICE = 4          # the whole-frame search yields the CPU to the loop and to the model worker
 
 
@@ -59,7 +71,7 @@ class Region:
     y1: int
     lo: int
     hi: Optional[int]
-    kind: str                # "track", "seed", "motion" or "whole"
+    kind: str                # "track", "seed", "motion", "sweep" or "whole"
 
 
 def search_cost(width: float, height: float, lo: float, hi: Optional[float], scale_factor: float) -> float:
@@ -74,6 +86,40 @@ def search_cost(width: float, height: float, lo: float, hi: Optional[float], sca
             total += (width / factor) * (height / factor)
         factor *= scale_factor
     return total
+
+
+def sweep_cells(width: int, height: int, min_size: int, scale_factor: float) -> list[tuple[Region, float]]:
+    """Return the whole frame cut into sweep cells, with their costs: per band of face sizes, the grid of
+    overlapping tiles with the cheapest tile whose overlaps add at most MAX_OVERLAP_COST to the band."""
+    edges = [float(min_size)] + [min_size * e for e in BAND_EDGES] + [None]
+    cells = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        lo = max(float(min_size), low / BAND_OVERLAP)
+        hi = None if high is None else high * BAND_OVERLAP
+        whole = search_cost(width, height, lo, hi, scale_factor)
+        if whole <= 0:
+            continue                           # faces this large do not fit in the frame
+        overlap = int(hi if hi is not None else max(width, height)) + 2
+        best = (whole, 1, 1)
+        for cols in range(1, MAX_GRID + 1):
+            for rows in range(1, MAX_GRID + 1):
+                tile = search_cost(min(width, width / cols + overlap), min(height, height / rows + overlap),
+                                   lo, hi, scale_factor)
+                if tile * cols * rows <= MAX_OVERLAP_COST * whole and tile < best[0]:
+                    best = (tile, cols, rows)
+        _, cols, rows = best
+        for j in range(rows):
+            for i in range(cols):
+                x0, x1 = _span(i, cols, width, overlap)
+                y0, y1 = _span(j, rows, height, overlap)
+                cells.append((Region(x0, y0, x1, y1, int(lo), None if hi is None else int(hi), "sweep"),
+                              search_cost(x1 - x0, y1 - y0, lo, hi, scale_factor)))
+    return cells
+
+
+def _span(i: int, n: int, length: int, overlap: int) -> tuple[int, int]:
+    """Return the i-th of n overlapping spans of 0..length (each reaching overlap/2 into its neighbours)."""
+    return max(0, int(i * length / n - overlap / 2)), min(length, int((i + 1) * length / n + overlap / 2))
 
 
 class WholeFrameSearch:
@@ -136,15 +182,20 @@ class WholeFrameSearch:
 class FaceSearch:
     """``find(frame, tracks)`` returns this frame's face boxes (full-frame pixels), largest first."""
 
-    def __init__(self, detector: HaarDetector, full_frame_every: int = 0):
+    def __init__(self, detector: HaarDetector, full_frame_every: int = 0, budget_ms: float = 0.0):
         self.detector = detector
         self.full_frame_every = max(0, int(full_frame_every))
+        self.budget_s = max(0.0, float(budget_ms)) / 1000.0
         self.scale = float(detector.downscale)
         self.regions: list[Region] = []            # what the last find() searched (for tests and the benchmark)
         self._previous: Optional[np.ndarray] = None
         self._frames = 0
         self._background: Optional[WholeFrameSearch] = None
         self._seeds: list[tuple[Box, int]] = []    # background faces not tracked yet (scaled box, frames left)
+        self._cells: list[tuple[Region, float]] = []
+        self._cells_for: tuple[int, int] = (0, 0)
+        self._turn = 0
+        self._s_per_cost = 0.0                     # seconds per window position, learnt from the searches made
 
     def reset(self) -> None:
         """Forget the previous frame (a new scene): the next frame is searched whole, in the loop."""
@@ -170,6 +221,7 @@ class FaceSearch:
         the background search's newest faces, where the picture moved, and the whole frame when due."""
         if frame is None or frame.size == 0:
             return []
+        started = time.perf_counter()
         grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         if self.scale != 1.0:
             grey = cv2.resize(grey, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
@@ -192,15 +244,49 @@ class FaceSearch:
             self._background_search().offer(grey, self._frames)
         self._previous = small
         self._frames += 1
-        self.regions = regions
         boxes: list[Box] = []
         for region in regions:
-            for box in self._search(grey, region):
-                if all(iou(box, other) < 0.5 for other in boxes):   # regions overlap: one box per face
-                    boxes.append(box)
+            self._add(boxes, self._timed_search(grey, region))
+        if self.budget_s and not any(r.kind == "whole" for r in regions):
+            regions += self._sweep(grey, boxes, started, min_size)
+        self.regions = regions
         if self.scale != 1.0:
             boxes = [tuple(int(round(v / self.scale)) for v in b) for b in boxes]
         return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
+
+    @staticmethod
+    def _add(boxes: list[Box], found: list[Box]) -> None:
+        for box in found:
+            if all(iou(box, other) < 0.5 for other in boxes):   # regions overlap: one box per face
+                boxes.append(box)
+
+    def _timed_search(self, grey: np.ndarray, region: Region) -> list[Box]:
+        """Search ``region`` and learn how long a window position takes (for the sweep's budget)."""
+        t0 = time.perf_counter()
+        found = self._search(grey, region)
+        cost = search_cost(region.x1 - region.x0, region.y1 - region.y0, region.lo, region.hi,
+                           self.detector.scale_factor)
+        if cost > 1000:
+            rate = (time.perf_counter() - t0) / cost
+            self._s_per_cost = rate if not self._s_per_cost else 0.8 * self._s_per_cost + 0.2 * rate
+        return found
+
+    def _sweep(self, grey: np.ndarray, boxes: list[Box], started: float, min_size: int) -> list[Region]:
+        """Search the next sweep cells that fit in what is left of this frame's budget; return them."""
+        height, width = grey.shape[:2]
+        if self._cells_for != (width, height):
+            self._cells = sweep_cells(width, height, min_size, self.detector.scale_factor)
+            self._cells_for = (width, height)
+        done: list[Region] = []
+        for _ in range(len(self._cells)):
+            left = self.budget_s - (time.perf_counter() - started)
+            region, cost = self._cells[self._turn % len(self._cells)]
+            if not self._s_per_cost or cost * self._s_per_cost > left:
+                break
+            self._turn += 1
+            self._add(boxes, self._timed_search(grey, region))
+            done.append(region)
+        return done
 
     def _background_search(self) -> WholeFrameSearch:
         if self._background is None:

@@ -326,6 +326,7 @@ def test_the_background_search_finds_a_face_the_loop_is_not_tracking(tmp_path):
     writer.release()
     s = _settings(tmp_path, tmp_path)
     s.models.bundles = []
+    s.detector.search_budget_ms = 0                      # no slices of the whole frame in the loop
     pipeline = Pipeline(s, source=VideoFile(frames, realtime=True))   # paced: the background search gets time
     kinds = []
     pipeline.on_frame.append(lambda p, i: kinds.append(({r.kind for r in p.search.regions}, len(p.tracker.visible()),
@@ -347,9 +348,36 @@ def test_an_empty_scene_searches_less_than_the_whole_frame(tmp_path):
     s = _settings(tmp_path, tmp_path)
     s.models.bundles = []
     s.detector.full_frame_every = 3                      # the loop searches the whole frame every 3rd frame
+    s.detector.search_budget_ms = 0
     pipeline = Pipeline(s, source=VideoFile(str(blank / "blank.avi"), loop=False))
     kinds: list[list[str]] = []
     pipeline.on_frame.append(lambda p, i: kinds.append([r.kind for r in p.search.regions]))
     assert pipeline.run(max_frames=9) == 9
     assert [i for i, k in enumerate(kinds) if "whole" in k] == [0, 3, 6]
     assert all(k == [] for i, k in enumerate(kinds) if i % 3)           # nothing moved, nothing tracked
+
+
+def test_spare_time_in_a_frame_sweeps_slices_of_the_whole_frame(tmp_path):
+    """With time left in a frame's budget the loop searches the next cells of the whole frame: over a few
+    frames they cover every pixel for every band of face sizes, and no frame after the first is searched whole."""
+    blank = tmp_path / "blank.avi"
+    writer = cv2.VideoWriter(str(blank), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for _ in range(30):
+        writer.write(np.full((480, 640, 3), 90, np.uint8))
+    writer.release()
+    s = _settings(tmp_path, tmp_path)
+    s.models.bundles = []
+    s.detector.search_budget_ms = 200                    # generous: a busy test machine still sweeps
+    pipeline = Pipeline(s, source=VideoFile(blank, loop=False))
+    frames: list[list] = []
+    pipeline.on_frame.append(lambda p, i: frames.append(list(p.search.regions)))
+    assert pipeline.run(max_frames=30) == 30
+    assert [r.kind for r in frames[0]] == ["whole"]
+    assert all(r.kind == "sweep" for regions in frames[1:] for r in regions)
+    sweeps = [r for regions in frames[1:] for r in regions]
+    for lo in sorted({r.lo for r in sweeps}):
+        covered = np.zeros((480, 640), bool)
+        for r in sweeps:
+            if r.lo == lo:
+                covered[r.y0:r.y1, r.x0:r.x1] = True
+        assert covered.all(), f"band from {lo} px not swept everywhere"
