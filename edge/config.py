@@ -44,8 +44,8 @@ class DetectorSettings:
     min_neighbors: int = 5
     full_frame_every: int = 0          # 0: the whole frame is searched on a background thread, the loop searches
                                        # around faces and motion; N: the loop searches the whole frame every Nth frame
-    search_budget_ms: float = 0.0      # a frame whose own search took less fills up to this with slices of a
-                                       # whole-frame search (0: off)
+    search_budget_ms: float = 8.0      # while no face is tracked, a frame whose own search took less fills up to
+                                       # this with slices of a whole-frame search (0: off)
 
 
 @dataclass

@@ -17,13 +17,13 @@ are only just detectable). :class:`FaceSearch` splits the work:
    the loop itself searches the whole frame every Nth frame instead (1: every frame, what
    full-size Haar finds, at its cost). On a machine busy with other work the background search
    runs less often and new faces are found later; the loop's frames stay as short.
-4. **Slices of the whole frame**, in the loop, when a frame's own search took less than
-   ``detector.search_budget_ms``: the whole frame is cut into cells (per band of face sizes, a
+4. **Slices of the whole frame**, in the loop, while no face is tracked and a frame's own search
+   took less than ``detector.search_budget_ms``: the whole frame is cut into cells (per band of face sizes, a
    grid of tiles overlapping by the band's largest face; bands overlap a little so Haar's grouping
    of neighbouring hits is not cut at a band edge) and the frame searches the next cells that fit
-   in what is left of the budget (their time learnt from the searches made). A loop with little
-   to do (no faces yet, a fast board) so sweeps the whole frame itself every few frames, with
-   fresh results; a busy one skips it.
+   in what is left of the budget (their time learnt from the searches made). A loop with no face
+   to follow so sweeps the whole frame itself every few frames, with fresh results; frames with
+   faces (where the labels and the models' work are) stay short.
 
 Everything runs on one histogram-equalised grey frame (at ``detector.downscale``), equalised once
 for the whole frame as a whole-frame search would, so a region finds what the whole-frame search
@@ -58,6 +58,7 @@ BAND_EDGES = (1.5, 2.4, 3.75)  # sweep bands: [min, 1.5 min), [1.5 min, 2.4 min)
 BAND_OVERLAP = 1.25          # each sweep band reaches this factor into its neighbours
 MAX_GRID = 6                 # a band's tiles: at most this many across and down
 MAX_OVERLAP_COST = 2.0       # tiles' overlaps may add this much to a band's cost
+SWEEP_IDLE_ONLY = True       # slices only while no face is tracked (frames with faces stay short)
 BACKGROUND_NICE = 4          # the whole-frame search yields the CPU to the loop and to the model worker
 
 
@@ -247,7 +248,7 @@ class FaceSearch:
         boxes: list[Box] = []
         for region in regions:
             self._add(boxes, self._timed_search(grey, region))
-        if self.budget_s and not any(r.kind == "whole" for r in regions):
+        if self.budget_s and not any(r.kind == "whole" for r in regions) and not (SWEEP_IDLE_ONLY and live):
             regions += self._sweep(grey, boxes, started, min_size)
         self.regions = regions
         if self.scale != 1.0:
