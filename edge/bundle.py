@@ -65,6 +65,11 @@ class OutputSpec:
     groups: tuple[Mapping[str, Any], ...] = ()
     negative_label: str = ""  # a one-label sigmoid's "no" side, e.g. male for p(female); see negative()
     centre: tuple[float, ...] = ()  # embedding: subtracted from the unit vector before renormalising
+    # What the head measures (one value per face per quantity is shown); default: the head's name.
+    quantity: str = ""
+    # A multi-label head's labels that measure a quantity a dedicated head may own, e.g. {Male: gender,
+    # Smiling: emotion}; None: the usual meanings of common labels (see label_quantity).
+    quantities: Optional[Mapping[str, str]] = None
 
     def threshold(self, label: str) -> float:
         """Return the decision threshold of ``label`` (0.5 when none is recorded)."""
@@ -84,7 +89,23 @@ class OutputSpec:
         return _OPPOSITES.get(label.lower(), f"not {label}")
 
 
+    def head_quantity(self) -> str:
+        """Return the quantity this head reports (its ``quantity``, else its name: age, gender, emotion, ...)."""
+        return self.quantity or self.name
+
+    def label_quantity(self, label: str) -> Optional[str]:
+        """Return the quantity a label of a multi-label head speaks about (Male -> gender), or None.
+
+        The manifest's ``quantities`` when it has them, else the usual meaning of the label
+        (CelebA's Male, Smiling and Young).
+        """
+        if self.quantities is not None:
+            return self.quantities.get(label)
+        return _LABEL_QUANTITIES.get(label.lower())
+
+
 _OPPOSITES = {"female": "male", "male": "female", "woman": "man", "man": "woman"}
+_LABEL_QUANTITIES = {"male": "gender", "female": "gender", "smiling": "emotion", "young": "age"}
 
 
 @dataclass(frozen=True)
@@ -225,7 +246,9 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
                                   unit=str(raw.get("unit", "")),
                                   groups=tuple(raw.get("groups", []) or []),
                                   negative_label=str(raw.get("negative_label", "") or ""),
-                                  centre=_floats(raw.get("centre", []) or [], f"{ow}.centre")))
+                                  centre=_floats(raw.get("centre", []) or [], f"{ow}.centre"),
+                                  quantity=str(raw.get("quantity", "") or ""),
+                                  quantities=_quantities(raw.get("quantities"), labels, ow)))
     views = parse_views(data.get("views"), where)
     known = {"schema", "name", "task", "version", "created", "input", "crop", "outputs",
              "metrics", "files", "runtimes_checked", "views"}
@@ -237,6 +260,17 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
                     runtimes_checked=tuple(data.get("runtimes_checked") or ()),
                     extra={k: v for k, v in data.items() if k not in known}, schema=schema,
                     views=views)
+
+
+def _quantities(value: Any, labels: tuple[str, ...], where: str) -> Optional[dict[str, str]]:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise BundleError(f"{where}.quantities: expected a mapping of label: quantity")
+    stray = set(map(str, value)) - set(labels)
+    if stray:
+        raise BundleError(f"{where}.quantities: labels {sorted(stray)} are not among its labels")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def load_public_key(path: str | Path) -> Any:
@@ -349,6 +383,10 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
             item["negative_label"] = out.negative_label
         if out.centre:
             item["centre"] = [float(v) for v in out.centre]
+        if out.quantity:
+            item["quantity"] = out.quantity
+        if out.quantities is not None:
+            item["quantities"] = dict(out.quantities)
         data["outputs"].append(item)
     data.update(dict(manifest.extra))
     data["files"] = dict(manifest.files)

@@ -1,8 +1,14 @@
 """edge.yaml -> validated Settings. Every key has a default; an unknown key or a wrong type
-is a ConfigError that names the key (``detector.min_size: expected int, got 'big'``)."""
+is a ConfigError that names the key (``detector.min_size: expected int, got 'big'``).
+
+A config file must be UTF-8 YAML without duplicate keys (either is a one-line ConfigError), and
+the relative paths written in it are resolved against the file's own folder (:data:`PATH_KEYS`),
+so a run from any working directory finds the same models, gallery and outputs."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +27,10 @@ class SourceSettings:
     width: int = 640
     height: int = 480
     fps: int = 30
-    loop: bool = True              # replay files and folders when they end
+    loop: bool = False             # replay files and folders when they end (the demo clip always loops)
     realtime: bool = True          # pace files at their fps (False: as fast as possible)
     reconnect_max_s: float = 10.0  # back-off ceiling when a camera disappears
+    stall_s: float = 5.0           # a live camera that sends no frame this long is stalled: reopened
 
 
 @dataclass
@@ -31,12 +38,14 @@ class DetectorSettings:
     """Haar cascade face detection."""
 
     cascade: str = "frontal_default"   # frontal_default | alt2 | lbp | path to an .xml
-    downscale: float = 0.5             # detect on a frame this many times the size
+    downscale: float = 1.0             # search a frame scaled by this factor (1.0: full size, what finds the most)
     min_size: int = 40                 # smallest face side, in full-frame pixels
     scale_factor: float = 1.1
     min_neighbors: int = 5
-    full_frame_every: int = 10         # 1: whole frame every frame; N: whole frame every Nth frame and, between,
-                                       # only around the live tracks (faster; a new face waits up to N frames)
+    full_frame_every: int = 0          # 0: the whole frame is searched on a background thread, the loop searches
+                                       # around faces and motion; N: the loop searches the whole frame every Nth frame
+    search_budget_ms: float = 8.0      # while no face is tracked, a frame whose own search took less fills up to
+                                       # this with slices of a whole-frame search (0: off)
 
 
 @dataclass
@@ -215,7 +224,9 @@ def _check_ranges(s: Settings) -> None:
         ("detector.scale_factor", s.detector.scale_factor > 1.0, "a number above 1.0"),
         ("detector.min_size", s.detector.min_size >= 8, "at least 8"),
         ("detector.min_neighbors", s.detector.min_neighbors >= 0, "0 or more"),
-        ("detector.full_frame_every", s.detector.full_frame_every >= 1, "at least 1"),
+        ("detector.full_frame_every", s.detector.full_frame_every >= 0, "0 (background) or more"),
+        ("detector.search_budget_ms", s.detector.search_budget_ms >= 0, "0 (off) or more milliseconds"),
+        ("source.stall_s", s.source.stall_s > 0, "a positive number of seconds"),
         ("tracker.iou", 0 < s.tracker.iou < 1, "a number in (0, 1)"),
         ("tracker.refresh_every", s.tracker.refresh_every >= 1, "at least 1"),
         ("tracker.vote_min", 1 <= s.tracker.vote_min <= s.tracker.vote_window,
@@ -269,27 +280,91 @@ def _topic_part(text: str, slashes: bool = False) -> bool:
     return ("/" not in text or slashes) and "//" not in text
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML
+    itself lets the last one win silently, so a typo'd duplicate would undo a setting)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"line {line}: key {key!r} is given twice (first on line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+# Settings that name a file or folder. Written relative in a config file, they are relative to
+# that file's folder (not to wherever face-edge happens to be started).
+PATH_KEYS = (("models", "dir"), ("models", "public_key"), ("recognition", "gallery"), ("output", "record"),
+             ("output", "events"), ("service", "control_socket"), ("detector", "cascade"), ("source", "uri"),
+             ("mqtt", "password_file"), ("mqtt", "ca_certs"), ("mqtt", "certfile"), ("mqtt", "keyfile"),
+             ("web", "token_file"))
+_NOT_A_PATH = re.compile(r"^(demo|picamera2?|pi|\d+|[a-zA-Z][a-zA-Z0-9+.-]*://.*)$")
+
+
+def _is_relative_path(key: tuple[str, str], value: Any) -> bool:
+    if not isinstance(value, str) or not value or Path(value).is_absolute():
+        return False
+    if key == ("source", "uri") and _NOT_A_PATH.match(value):
+        return False           # a camera index, the demo, the Pi camera or a stream URL
+    if key == ("detector", "cascade") and not value.endswith(".xml"):
+        return False           # a cascade name (frontal_default, ...), not a file
+    return True
+
+
+def resolve_paths(settings: Settings, data: Any, base: Path) -> Settings:
+    """Return ``settings`` with the relative paths that ``data`` (the file's dict) sets made relative to ``base``."""
+    if not isinstance(data, Mapping):
+        return settings
+    for section, key in PATH_KEYS:
+        given = data.get(section)
+        if not isinstance(given, Mapping) or key not in given:
+            continue
+        part = getattr(settings, section)
+        value = getattr(part, key)
+        if _is_relative_path((section, key), value):
+            setattr(part, key, os.path.normpath(base / value))
+    return settings
+
+
 def load_settings(path: Optional[Union[str, Path]] = None) -> Settings:
-    """Return Settings from the YAML file at ``path`` (defaults when ``path`` is None)."""
+    """Return Settings from the YAML file at ``path`` (defaults when ``path`` is None).
+
+    Relative paths in the file are resolved against the file's folder; a file that is not
+    UTF-8, not YAML, has a key twice or a bad key or value raises ConfigError (one line).
+    """
     if path is None:
         return Settings()
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder, not a YAML file") from None
     except OSError as exc:
         raise ConfigError(f"config file {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"config file {path}: line {line} is not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                          "save the file as UTF-8") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config file {path}: not valid YAML{at}") from None
     try:
-        return settings_from_dict(data)
+        settings = settings_from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    return resolve_paths(settings, data, path.resolve().parent)
 
 
 def settings_to_dict(settings: Settings) -> dict[str, Any]:

@@ -1,66 +1,87 @@
-"""The frame loop: source -> detect (every frame) -> track -> models (when due) -> overlay -> sinks.
+"""The frame loop: source -> search (edge.search) -> track -> looks handed to the model worker -> overlay -> sinks.
 
-:class:`Pipeline` owns one source, the Haar detector, the IoU tracker, the loaded face models,
-the gallery (when an embedding model and enrolled people exist) and the sinks. It keeps
-per-stage timings (capture, detect, track, models, overlay, sinks) for ``face-edge bench``
-and the benchmarks.
+:class:`Pipeline` owns one source, the face search, the IoU tracker, the loaded face models, the
+gallery (when an embedding model and enrolled people exist), the model worker and the sinks.
+Every frame is detected, tracked, drawn and shown on the loop's thread; the faces that are due
+for a look (new tracks, then every ``tracker.refresh_every`` frames) go to the model worker
+(edge.worker), whose results are applied at the start of a later frame. The loop never waits
+for a model, except for a still image (an image folder): each image is a scene of its own, its
+faces are looked at before it is drawn, and no track or label carries over to the next image.
+
+Time: a track ends after ``tracker.max_missed`` frames without its face or that many frames'
+worth of time (so a stalled camera ends its tracks), and ``leave`` events count only seconds
+with frames (a :class:`FrameClock` leaves gaps out).
+
+It keeps per-stage timings (capture, detect, track, models, overlay, sinks; "models" is only
+the hand-over to the worker) for ``face-edge bench`` and the benchmarks.
 
 Hooks for the service (systemd) side: ``on_frame`` callbacks ``f(pipeline, frame_index)``
 run after every frame on the loop's thread; ``on_tracks`` callbacks ``f(pipeline, frame, visible, ended)``
 (the integrations, edge.integrations) run on it once the frame's tracks and events are known, with the
 frame before anything is drawn on it, and must return at once; :meth:`Pipeline.reload_models` loads bundles
 beside the running ones and swaps them in between two frames (the camera stays open);
+:meth:`Pipeline.call_on_model_thread` runs a function where the models run;
 :meth:`Pipeline.stop` ends the loop after the current frame.
 """
 from __future__ import annotations
 
 import logging
 import signal
+import statistics
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import cv2
 import numpy as np
 
+from .align import Landmarker
 from .bundle import load_bundle, load_public_key
 from .config import Settings
-from .align import Landmarker
 from .crop import Box
-from .detect import HaarDetector
+from .detect import HaarDetector, detect_still, still_detector
 from .errors import FaceEdgeError, GalleryError
-from .look import embedding_model, landmarker_of, look_at
+from .look import embedding_model, landmarker_of
 from .models import FaceModel
 from .overlay import FaceSummary, draw_faces, draw_status, face_summary, status_frame
 from .runtime import get_runtime
+from .search import FaceSearch
 from .sinks import EventSink, FrameSink
-from .sources import ImageFolder, Source, make_source
-from .track import IouTracker, Track, iou
+from .sources import Source, make_source
+from .track import IouTracker, Track
 from .views import PLAIN
+from .worker import LookJob, LookResult, ModelWorker
 
 log = logging.getLogger("face-edge.pipeline")
 
 STAGES = ("capture", "detect", "track", "models", "overlay", "sinks")
 APPEAR_AFTER_HITS = 2        # a face seen in 2 frames "appears" (one-frame Haar false positives do not)
+APPEAR_WAIT_S = 2.0          # ... once its first look is back, or after this long without one
 LOST_MESSAGE = "camera lost, reconnecting"
 READ_TIMEOUT_S = 0.25
 EMPTY_FRAME_LOG_EVERY = 100  # log the first empty frame and then every 100th
-ROI_MAX_MISSED = 2          # between whole-frame turns, search around tracks missed at most this many frames
-ROI_FACE_PX = 64            # a region is searched at the scale that makes its tracked face about this wide
+STILL_LOOK_TIMEOUT_S = 60.0  # a still image waits this long at most for its faces' looks
+GAP_FACTOR = 3.0             # a pause between frames longer than this many typical intervals is a gap
+MIN_MISSED_BUDGET_S = 0.25   # a track survives at least this long without its face (unpaced playback)
 
 
 @dataclass
 class StageTimes:
-    """Seconds spent per stage, summed over the frames processed."""
+    """Seconds spent per stage, summed over the frames processed, and the model worker's figures."""
 
     totals: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     frames: int = 0
-    model_runs: int = 0          # face crops passed through the models
+    model_runs: int = 0          # model predictions applied to tracks (one per model per look)
+    looks: int = 0               # looks at a face applied to a live track
+    stale: int = 0               # looks dropped: their track had ended or the models were reloaded meanwhile
+    look_s: float = 0.0          # worker seconds of the applied looks
+    look_wait_s: float = 0.0     # seconds those looks waited in the queue
     align_skipped: int = 0       # looks at a face that aligned models skipped (too small, landmarks off the face)
-    frame_s: deque = field(default_factory=lambda: deque(maxlen=20000))
+    frame_s: deque = field(default_factory=lambda: deque(maxlen=20000))   # each frame, capture included
+    work_s: deque = field(default_factory=lambda: deque(maxlen=20000))    # each frame, after its capture
 
     def mean_ms(self) -> dict[str, float]:
         """Return the mean milliseconds per frame of each stage (and ``total``)."""
@@ -73,9 +94,42 @@ class StageTimes:
         """Forget all timings (e.g. after a warm-up)."""
         self.totals = {s: 0.0 for s in STAGES}
         self.frames = 0
-        self.model_runs = 0
-        self.align_skipped = 0
+        self.model_runs = self.looks = self.stale = self.align_skipped = 0
+        self.look_s = self.look_wait_s = 0.0
         self.frame_s.clear()
+        self.work_s.clear()
+
+
+class FrameClock:
+    """Seconds of frames: advances with the time between frames, except over a gap (a pause of more than
+    GAP_FACTOR typical intervals, e.g. a stalled camera), which counts as one typical interval."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._last: Optional[float] = None
+        self._intervals: deque[float] = deque(maxlen=60)
+
+    def typical(self) -> Optional[float]:
+        """Return the mean interval between recent frames, gaps left out (None before the second frame)."""
+        return statistics.fmean(self._intervals) if self._intervals else None
+
+    def tick(self, t: float) -> float:
+        """Record a frame at monotonic time ``t``; return the clock (seconds of frames so far)."""
+        if self._last is not None:
+            dt = max(0.0, t - self._last)
+            typical = self.typical()
+            if typical is not None and dt > GAP_FACTOR * typical:
+                dt = typical
+            else:
+                self._intervals.append(dt)
+            self.seconds += dt
+        self._last = t
+        return self.seconds
+
+    def missed_budget_s(self, max_missed: int) -> float:
+        """Return how long a track survives without its face: ``max_missed`` typical frame intervals."""
+        typical = self.typical()
+        return max(MIN_MISSED_BUDGET_S, max_missed * (typical if typical is not None else 1 / 15))
 
 
 def load_models(settings: Settings, names: Optional[Sequence[str]] = None) -> tuple[dict[str, FaceModel], list[str]]:
@@ -97,8 +151,12 @@ def load_models(settings: Settings, names: Optional[Sequence[str]] = None) -> tu
         except FaceEdgeError as exc:
             return models, [f"models.public_key: {exc}; no bundle loaded"]
     for name in names:
+        folder = Path(cfg.dir) / name
+        if not folder.is_dir():      # name the path: a relative models.dir is easy to get wrong
+            errors.append(f"{name}: no such folder {folder.resolve()} (models.dir: {cfg.dir})")
+            continue
         try:
-            bundle = load_bundle(Path(cfg.dir) / name, public_key)
+            bundle = load_bundle(folder, public_key)
             if not cfg.views:  # faster, at the bundle's one-call figures (its card gives both)
                 bundle = replace(bundle, manifest=replace(bundle.manifest, views=PLAIN))
             runtime = get_runtime(cfg.runtime)
@@ -111,6 +169,16 @@ def load_models(settings: Settings, names: Optional[Sequence[str]] = None) -> tu
     return models, errors
 
 
+def warm_up(models: dict[str, FaceModel]) -> None:
+    """Run every model once on a grey crop, so the first face does not pay for their first call."""
+    for model in models.values():
+        size = model.manifest.crop.size
+        try:
+            model.predict(np.full((size, size, 3), 128, np.uint8))
+        except Exception as exc:  # a broken model shows up (and is switched off) on the first face
+            log.debug("warm-up of %s failed: %s", model.name, exc)
+
+
 class Pipeline:
     """One running loop. Build it, then ``run()``; ``stop()`` ends it from a signal or another thread."""
 
@@ -118,9 +186,9 @@ class Pipeline:
                  sinks: Sequence[FrameSink] = (), events: Optional[EventSink] = None,
                  load: bool = True, source_is_open: bool = False):
         self.settings = settings
-        self.detector = HaarDetector(settings.detector.cascade, settings.detector.downscale,
-                                     settings.detector.min_size, settings.detector.scale_factor,
-                                     settings.detector.min_neighbors)
+        d = settings.detector
+        self.detector = HaarDetector(d.cascade, d.downscale, d.min_size, d.scale_factor, d.min_neighbors)
+        self.search = FaceSearch(self.detector, d.full_frame_every, d.search_budget_ms)
         self.tracker = IouTracker(settings.tracker)
         self.source = source
         self.sinks: list[FrameSink] = list(sinks)
@@ -128,12 +196,16 @@ class Pipeline:
         self.on_frame: list[Callable[["Pipeline", int], None]] = []
         self.on_tracks: list[Callable[["Pipeline", np.ndarray, list[Track], list[Track]], None]] = []
         self.times = StageTimes()
+        self.clock = FrameClock()
         self.frame_index = 0
         self.fps: Optional[float] = None
         self.models: dict[str, FaceModel] = {}
         self.landmarker: Optional[Landmarker] = None
         self.gallery: Any = None
+        self.generation = 0                   # bumped whenever other models (or gallery) take over
         self.model_errors: list[str] = []
+        self.worker = ModelWorker()
+        self._still_detector: Optional[HaarDetector] = None
         self._pending: Optional[tuple[dict[str, FaceModel], Any]] = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -169,12 +241,15 @@ class Pipeline:
     def _install(self, models: dict[str, FaceModel], gallery: Any, errors: list[str]) -> list[str]:
         self.models, self.gallery = models, gallery
         self.landmarker = landmarker_of(models)
+        self.generation += 1                 # looks under way with the old models are dropped when they come back
+        if models:                           # a model's first call is slow (weights packed): not on a face
+            self.worker.call(lambda: warm_up(models))
         aligned = [n for n, m in models.items() if m.manifest.crop.aligned]
         if aligned and self.landmarker is None:
             log.warning("%s aligns faces by their landmarks, but no landmarks bundle is loaded: it is skipped "
                         "(add 'landmarks' to models.bundles)", ", ".join(aligned))
         if models:
-            log.info("models: %s (runtime %s, %d thread%s)",
+            log.info("models: %s (runtime %s, %d thread%s each, on the model worker)",
                      ", ".join(f"{n} v{m.manifest.version}" for n, m in models.items()),
                      next(iter(models.values())).runtime.name, self.settings.models.num_threads,
                      "" if self.settings.models.num_threads == 1 else "s")
@@ -208,7 +283,8 @@ class Pipeline:
 
         Called on the loop's thread between frames (an ``on_frame`` callback) the new models run
         when this returns; from another thread, or a signal handler in the middle of a frame,
-        they take over at the start of the next frame.
+        they take over at the start of the next frame. Looks already under way with the old
+        models are dropped when they come back.
         """
         models, gallery, errors = self._prepare(names)
         with self._lock:
@@ -235,9 +311,15 @@ class Pipeline:
         """Match faces against ``gallery`` from now on (None: nobody enrolled) and have every track vote its
         name afresh; call it between frames on the loop's thread (an ``on_frame`` callback)."""
         self.gallery = gallery
+        self.generation += 1                 # looks under way matched the old gallery: dropped when they return
         for track in self.tracker.tracks:
             track.names.clear()
             track.last_run = None
+
+    def call_on_model_thread(self, fn: Callable[[], Any]) -> Future:
+        """Run ``fn()`` on the model worker's thread, between two looks (where the models run: TFLite
+        interpreters must not be used by two threads at once); return a Future of its result."""
+        return self.worker.call(fn)
 
     # ---- the loop -------------------------------------------------------------------------
     def open(self) -> None:
@@ -257,6 +339,11 @@ class Pipeline:
     def stopping(self) -> bool:
         """Return True once stop() was called."""
         return self._stop.is_set()
+
+    @property
+    def still(self) -> bool:
+        """Return True when the source gives still images (each frame its own scene)."""
+        return bool(getattr(self.source, "is_still", False))
 
     def runtime_label(self) -> str:
         """Return what the overlay corner says about inference: runtime and threads, or detection only."""
@@ -280,32 +367,44 @@ class Pipeline:
         t0 = time.perf_counter()
         frame = self.source.read(READ_TIMEOUT_S)
         t1 = time.perf_counter()
+        now = time.time()
         if frame is None:
             if self.source.ended:
                 return False
+            self._end(self.tracker.expire(now, self.clock.missed_budget_s(self.settings.tracker.max_missed)))
             if self.source.lost:
                 return self._show_lost()
             return True
         if frame.size == 0:
             self._empty_frames += 1
             if self._empty_frames % EMPTY_FRAME_LOG_EVERY == 1:
-                log.warning("source %s gave an empty frame; skipped (%d so far)", self.source.name, self._empty_frames)
+                log.warning("source %s gave an empty frame; skipped", self.source.name)
             return True
-        now = time.time()
-        boxes = self._detect(frame)
+        still = self.still
+        if still:
+            self._new_scene()
+        else:
+            self._apply_looks()
+        boxes = self._detect(frame, still)
         t2 = time.perf_counter()
-        ended = self.tracker.update(boxes, self.frame_index, now)
+        clock = self.clock.tick(time.monotonic())
+        ended = self.tracker.update(boxes, self.frame_index, now, clock)
+        ended += self.tracker.expire(now, self.clock.missed_budget_s(self.settings.tracker.max_missed))
         t3 = time.perf_counter()
         visible = self.tracker.visible()
-        self._run_models(frame, visible)
+        self._submit_looks(frame, visible)
+        if still:              # a still is shown once: its faces are looked at before it is drawn
+            self.worker.wait_idle(STILL_LOOK_TIMEOUT_S)
+            self._apply_looks()
         t4 = time.perf_counter()
-        self._events(visible, ended, now)
+        self._end(ended)
+        self._events(visible, now)
         for callback in list(self.on_tracks):
             callback(self, frame, visible, ended)
         summaries = [(t, self.summary(t)) for t in visible]
-        draw_faces(frame, summaries)
         self._tick_fps(t0)
-        draw_status(frame, self.fps, self.runtime_label(), None, self.settings.display.show_fps)
+        reserved = draw_status(frame, self.fps, self.runtime_label(), None, self.settings.display.show_fps)
+        draw_faces(frame, summaries, reserved)
         t5 = time.perf_counter()
         keep_going = True
         for sink in self.sinks:
@@ -319,6 +418,7 @@ class Pipeline:
             tt.totals[stage] += dt
         tt.frames += 1
         tt.frame_s.append(t6 - t0)
+        tt.work_s.append(t6 - t1)
         index = self.frame_index
         self.frame_index += 1
         self._in_frame = False
@@ -326,36 +426,73 @@ class Pipeline:
             callback(self, index)
         return keep_going
 
-    def _detect(self, frame: np.ndarray) -> list[Box]:
-        """Return this frame's face boxes: the whole frame, or only the regions around live tracks
-        when ``detector.full_frame_every`` > 1 and this is not a whole-frame turn (none when no
-        face is being tracked: a newcomer is found on the next whole-frame turn, within N frames)."""
-        every = self.settings.detector.full_frame_every
-        if every <= 1 or self.frame_index % every == 0 or isinstance(self.source, ImageFolder):
-            return self.detector.detect(frame)
-        tracks = [t for t in self.tracker.tracks if t.missed <= ROI_MAX_MISSED]
-        if not tracks:
-            return []
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        fh, fw = grey.shape[:2]
-        boxes: list[Box] = []
-        for track in tracks:
-            x, y, w, h = track.box
-            side = max(w, h)
-            pad = side // 2                       # search twice the box, for faces of 0.7x to 1.5x its size
-            x0, y0 = max(0, x - pad), max(0, y - pad)
-            x1, y1 = min(fw, x + w + pad), min(fh, y + h + pad)
-            region = grey[y0:y1, x0:x1]
-            low = max(self.detector.min_size, int(side * 0.7))
-            # A region is small: search it at a finer scale than the whole frame (the tracked
-            # face ~ROI_FACE_PX wide), which finds small faces the coarse whole-frame pass misses.
-            scale = min(1.0, max(self.detector.downscale, ROI_FACE_PX / side))
-            for bx, by, bw, bh in self.detector.detect(region, grey=region, min_size=low,
-                                                       max_size=int(side * 1.5), downscale=scale):
-                box = (bx + x0, by + y0, bw, bh)
-                if all(iou(box, b) < 0.5 for b in boxes):   # regions of nearby faces overlap
-                    boxes.append(box)
-        return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
+    def _detect(self, frame: np.ndarray, still: bool) -> list[Box]:
+        """Return this frame's face boxes: a still image is searched as ``face-edge recognize`` searches a
+        photo (edge.detect.detect_still); a video frame by the face search (edge.search)."""
+        if still:
+            if self._still_detector is None:
+                self._still_detector = still_detector(self.settings.detector)
+            return detect_still(self._still_detector, frame)
+        return self.search.find(frame, self.tracker.tracks)
+
+    def _new_scene(self) -> None:
+        """Start a scene: every track ends without a trace (no leave event, no label carried over)."""
+        for track in self.tracker.end_all():
+            self.worker.cancel(track.id)
+        self.worker.take_results()
+        self.search.reset()
+
+    def _submit_looks(self, frame: np.ndarray, tracks: list[Track]) -> None:
+        """Hand the due tracks' faces to the model worker (one copy of the frame for all of them)."""
+        if not self.models:
+            return
+        refresh = self.settings.tracker.refresh_every
+        due = [t for t in tracks if t.due(self.frame_index, refresh)]
+        if not due:
+            return
+        pixels = frame.copy()                      # the loop draws on its frame; the worker keeps this one
+        landmarker = self.landmarker
+        if landmarker is not None and landmarker.model.name in self._failed_models:
+            landmarker = None
+        skip = frozenset(self._failed_models)
+        for track in due:
+            job = LookJob(track.id, self.frame_index, pixels, track.box, self.models, landmarker, self.gallery,
+                          skip, self.generation, first=track.looks == 0)
+            if self.worker.submit(job):
+                track.last_run = self.frame_index
+
+    def _apply_looks(self) -> None:
+        """Apply the looks the worker finished to their tracks; drop those of ended tracks or old models."""
+        results = self.worker.take_results()
+        if not results:
+            return
+        alive = {t.id: t for t in self.tracker.tracks}
+        for result in results:
+            track = alive.get(result.track)
+            if track is None or result.generation != self.generation:
+                self.times.stale += 1
+                continue
+            self._apply(track, result)
+
+    def _apply(self, track: Track, result: LookResult) -> None:
+        look = result.look
+        for name, error in look.failed.items():
+            if name not in self._failed_models:
+                self._failed_models.add(name)
+                log.error("model %s failed on a face and is switched off until a reload: %s", name, error)
+        for name, reason in look.skipped.items():
+            log.debug("track %d: %s skipped this look: %s", track.id, name, reason)
+        tt = self.times
+        tt.align_skipped += int(bool(look.skipped))
+        for prediction in look.predictions:
+            track.add_prediction(prediction)
+            tt.model_runs += 1
+        if look.match is not None:
+            track.add_identity(look.match.name, look.match.distance)
+        track.looks += 1
+        tt.looks += 1
+        tt.look_s += result.look_s
+        tt.look_wait_s += result.wait_s
 
     def _tick_fps(self, t: float) -> None:
         if self._last_t is not None and t > self._last_t:
@@ -381,53 +518,44 @@ class Pipeline:
             callback(self, self.frame_index)
         return keep_going
 
-    def _run_models(self, frame: np.ndarray, tracks: list[Track]) -> None:
-        if not self.models:
-            return
-        refresh = self.settings.tracker.refresh_every
-        landmarker = self.landmarker
-        if landmarker is not None and landmarker.model.name in self._failed_models:
-            landmarker = None
-        for track in tracks:
-            if not track.due(self.frame_index, refresh):
-                continue
-            track.last_run = self.frame_index
-            look = look_at(frame, track.box, self.models, landmarker, self.gallery, frozenset(self._failed_models))
-            for name, error in look.failed.items():
-                self._failed_models.add(name)
-                log.error("model %s failed on a face and is switched off until a reload: %s", name, error)
-            for name, reason in look.skipped.items():
-                log.debug("track %d: %s skipped this look: %s", track.id, name, reason)
-            self.times.align_skipped += int(bool(look.skipped))
-            for prediction in look.predictions:
-                track.add_prediction(prediction)
-                self.times.model_runs += 1
-            if look.match is not None:
-                track.add_identity(look.match.name, look.match.distance)
-
     def manifests(self) -> dict[str, Any]:
         """Return {model name (as its predictions name it): manifest} of the running models."""
         return {m.manifest.name: m.manifest for m in self.models.values()}
 
     def summary(self, track: Track) -> FaceSummary:
-        """Return what is shown and logged for ``track`` now."""
-        return face_summary(track, self.manifests(), self.settings.tracker.vote_min)
+        """Return what is shown and logged for ``track`` now (a still's one look decides its name)."""
+        return face_summary(track, self.manifests(), 1 if self.still else self.settings.tracker.vote_min)
 
-    def _events(self, visible: list[Track], ended: list[Track], now: float) -> None:
+    def _events(self, visible: list[Track], now: float) -> None:
+        """Emit "appear" for faces seen in APPEAR_AFTER_HITS frames once their first look is back (or
+        after APPEAR_WAIT_S without one); a still's faces appear at once, with the image's name."""
         if self.events is None:
             return
+        still = self.still
         for track in visible:
-            if not track.appeared and track.hits >= APPEAR_AFTER_HITS:
+            if track.appeared:
+                continue
+            if still:
+                image = getattr(self.source, "current", None)
+                track.appeared = True
+                self.events.emit("appear", now, frame=self.frame_index, image=None if image is None else image.name,
+                                 **self.summary(track).to_dict())
+                continue
+            looked = track.looks > 0 or not self.models or now - track.first_seen >= APPEAR_WAIT_S
+            if track.hits >= APPEAR_AFTER_HITS and looked:
                 track.appeared = True
                 self.events.emit("appear", now, frame=self.frame_index, **self.summary(track).to_dict())
+
+    def _end(self, ended: list[Track]) -> None:
         for track in ended:
+            self.worker.cancel(track.id)
             self._leave(track)
 
     def _leave(self, track: Track) -> None:
-        if self.events is None or not track.appeared:
+        if self.events is None or not track.appeared or self.still:
             return
         self.events.emit("leave", track.last_seen, frame=self.frame_index, **self.summary(track).to_dict(),
-                         first_seen=round(track.first_seen, 3), seconds=round(track.last_seen - track.first_seen, 3))
+                         first_seen=round(track.first_seen, 3), seconds=round(track.active_s, 3))
 
     def run(self, max_frames: Optional[int] = None) -> int:
         """Run until the source ends, a sink quits, stop() or ``max_frames``; return frames processed.
@@ -436,7 +564,8 @@ class Pipeline:
         """
         try:
             self.open()
-            log.info("running on %s (%s)", self.source.name, "live" if self.source.is_live else "file")
+            kind = "live" if self.source.is_live else ("stills" if self.still else "file")
+            log.info("running on %s (%s)", self.source.name, kind)
             while not self._stop.is_set():
                 if not self.step():
                     break
@@ -446,10 +575,18 @@ class Pipeline:
             self.close()
         return self.frame_index
 
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until the model worker has finished every look handed to it and apply them; False on timeout."""
+        done = self.worker.wait_idle(timeout)
+        self._apply_looks()
+        return done
+
     def close(self) -> None:
-        """End every track ("leave" events), release the source and close the sinks."""
+        """End every track ("leave" events), stop the workers, release the source and close the sinks."""
         for track in self.tracker.end_all():
             self._leave(track)
+        self.worker.close()
+        self.search.close()
         if self.source is not None:
             self.source.close()
         for sink in self.sinks:
@@ -462,12 +599,13 @@ class Pipeline:
         self._opened = False
 
     def status(self) -> dict[str, Any]:
-        """Return a snapshot: frames, fps, source state, models and their versions."""
+        """Return a snapshot: frames, fps, source state, models and their versions, the model worker."""
         return {"frame": self.frame_index, "fps": None if self.fps is None else round(self.fps, 2),
                 "source": None if self.source is None else self.source.name,
                 "lost": bool(self.source is not None and self.source.lost),
                 "models": {n: str(m.manifest.version) for n, m in self.models.items()},
-                "recognition": self.gallery is not None, "align_skipped": self.times.align_skipped}
+                "recognition": self.gallery is not None, "align_skipped": self.times.align_skipped,
+                "looks_pending": self.worker.pending()}
 
 
 def stop_on_signals(pipeline: Pipeline, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> dict[int, Any]:

@@ -342,7 +342,7 @@ def reload_service(settings: Any, name: str, version: Optional[str], timeout: fl
     Healthy: the reload raised no errors, the pipeline runs ``version`` of ``name`` (when the
     config runs that bundle), its golden faces are reproduced, and frames keep flowing.
     """
-    from .service import ControlClient
+    from .control import ControlClient
 
     path = settings.service.control_socket
     if not path:

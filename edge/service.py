@@ -6,9 +6,9 @@ pings (so a stuck camera or loop stops pinging and systemd restarts the unit) an
 ``STATUS=`` line. SIGHUP (``systemctl reload face-edge``) and the control socket ask for
 a hot reload: a worker thread has the pipeline load the new bundles beside the old ones
 (the loop keeps running meanwhile), the loop swaps them in between two frames, and then, on
-the loop's own thread, each reloaded model is run on its bundle's golden faces. So
-"healthy" means the model that now answers frames reproduces the outputs recorded at
-conversion. The camera stays open throughout. SIGTERM stops the loop cleanly.
+the thread where the models run (the pipeline's model worker), each reloaded model is run on
+its bundle's golden faces. So "healthy" means the model that now answers faces reproduces the
+outputs recorded at conversion. The camera stays open throughout. SIGTERM stops the loop cleanly.
 
 sd_notify is written here over the NOTIFY_SOCKET unix datagram socket (no dependency).
 
@@ -32,7 +32,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
+
+from .control import ControlClient  # noqa: F401  (re-exported: where the client used to live)
+from .push import GOLDEN_MISSING, compare_golden
 
 log = logging.getLogger("face-edge.service")
 
@@ -205,7 +208,8 @@ class Service:
             notify(f"STATUS={self.status_line()}", self.notify_socket)
             self._last_status = now
         # The pipeline swaps reloaded models in at the start of a frame: once nothing is pending,
-        # the models answering frames are the new ones, and this is their thread.
+        # the models answering frames are the new ones. Their golden faces are replayed where they
+        # run (the model worker's thread; inline for a pipeline without one), not holding up the loop.
         if getattr(pipeline, "_pending", None) is None:
             while True:
                 try:
@@ -214,10 +218,19 @@ class Service:
                     break
                 models = loaded_models(pipeline)
                 check.models = {n: str(m.manifest.version) for n, m in models.items()}
-                for name in (check.names if check.names is not None else list(models)):
-                    if name in models:
-                        check.golden[name] = self._check_golden(models[name])
-                check.done.set()
+                names = [n for n in (check.names if check.names is not None else list(models)) if n in models]
+                run_on_models = getattr(pipeline, "call_on_model_thread", None)
+                if run_on_models is None:
+                    self._run_golden(check, models, names)
+                else:
+                    run_on_models(lambda c=check, m=models, n=names: self._run_golden(c, m, n))
+
+    def _run_golden(self, check: "_SwapCheck", models: dict[str, Any], names: list[str]) -> None:
+        try:
+            for name in names:
+                check.golden[name] = self._check_golden(models[name])
+        finally:
+            check.done.set()
 
     def _reload_worker(self) -> None:
         while not self._closing.is_set():
@@ -256,8 +269,6 @@ class Service:
         return result
 
     def _check_golden(self, model: Any) -> dict[str, Any]:
-        from .push import GOLDEN_MISSING, compare_golden  # local: push imports service's client side
-
         try:
             report = compare_golden(model, max_faces=self.golden_faces)
         except Exception as exc:
@@ -360,49 +371,3 @@ def attach(pipeline: Any, settings: Any) -> Service:
     """Attach a Service to ``pipeline`` using ``settings.service``; return it (call ``close()`` when done)."""
     svc = settings.service
     return Service(pipeline, control_socket=svc.control_socket, watchdog=svc.watchdog).attach()
-
-
-class ControlClient:
-    """Talks to a running face-edge over its control socket (used by install-bundle)."""
-
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = str(path)
-
-    def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send one request and return the answer; OSError when the service is not there."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-            sock.settimeout(timeout)
-            sock.connect(self.path)
-            sock.sendall((json.dumps(payload) + "\n").encode("utf-8"))
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        if not data:
-            raise ConnectionError("the service closed the control socket without answering")
-        return json.loads(data.decode("utf-8"))
-
-    def status(self, timeout: float = 5.0) -> dict[str, Any]:
-        """Return the service's status answer."""
-        return self.request({"cmd": "status"}, timeout)
-
-    def reload(self, names: Optional[list[str]], timeout: float) -> dict[str, Any]:
-        """Ask for a hot reload of ``names`` (all when None) and return its result."""
-        # The service gives up waiting for its loop after ``timeout``; one more second for the answer.
-        return self.request({"cmd": "reload", "names": names, "timeout": timeout}, timeout + 1)
-
-    def wait_frames(self, after: int, count: int, timeout: float,
-                    sleep: Callable[[float], None] = time.sleep) -> Optional[dict[str, Any]]:
-        """Return the status once the loop is ``count`` frames past ``after``; None on timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                st = self.status(timeout=max(0.5, deadline - time.monotonic()))
-            except (OSError, ValueError):
-                st = None
-            if st and st.get("frame", -1) >= after + count:
-                return st
-            sleep(0.1)
-        return None

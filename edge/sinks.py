@@ -1,21 +1,24 @@
 """Where annotated frames and events go: an OpenCV window, an annotated video file, JSON-lines events.
 
-Running headless means having no window sink. :func:`display_available` tells whether a
-window can open at all: ``cv2.imshow`` without an X or Wayland display aborts the whole
-process (an uncatchable Qt/GTK abort), so the window is only tried when one is set.
+Running headless means having no window sink. ``cv2.imshow`` without a reachable X or Wayland
+display aborts the whole process (an uncatchable Qt/GTK abort), so :func:`make_window` probes the
+display first (:mod:`edge.display`) and runs headless, with one warning, when nobody answers.
+
+A recording keeps every frame's aspect: a frame of another size than the first (the next photo of
+an image folder, a camera that changed mode) is scaled to fit and padded, never stretched.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Optional, Protocol, TextIO
 
 import cv2
 import numpy as np
 
+from .display import probe_display
 from .errors import ConfigError
 
 log = logging.getLogger("face-edge.sink")
@@ -36,8 +39,8 @@ class FrameSink(Protocol):
 
 
 def display_available() -> bool:
-    """Return True when an X11 or Wayland display is set (so a window can be opened)."""
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    """Return True when a window can be opened: an X11 or Wayland display is set and answers."""
+    return probe_display().ok
 
 
 class WindowSink:
@@ -73,9 +76,10 @@ class WindowSink:
 
 
 def make_window(title: str, fullscreen: bool = False) -> Optional[WindowSink]:
-    """Return a window sink, or None (logged once) when there is no display to open it on."""
-    if not display_available():
-        log.warning("no display (DISPLAY/WAYLAND_DISPLAY unset): running headless")
+    """Return a window sink, or None (one warning) when there is no display that answers."""
+    probe = probe_display()
+    if not probe.ok:
+        log.warning("%s: running headless", probe.detail)
         return None
     try:
         sink = WindowSink(title, fullscreen)
@@ -118,7 +122,7 @@ class VideoWriterSink:
                                   "(use .mp4 or .avi in a writable folder)")
             log.info("recording annotated video to %s (%dx%d, %.0f fps)", self.path, w, h, self.fps)
         if (w, h) != self._size:
-            frame = cv2.resize(frame, self._size)
+            frame = letterbox(frame, self._size)
         self._writer.write(frame)
         self.frames += 1
         return True
@@ -128,6 +132,20 @@ class VideoWriterSink:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+
+
+def letterbox(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Return ``frame`` scaled to fit ``size`` (width, height) with its aspect kept, centred on black."""
+    width, height = size
+    h, w = frame.shape[:2]
+    scale = min(width / w, height / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out = np.zeros((height, width, 3), np.uint8)
+    x0, y0 = (width - new_w) // 2, (height - new_h) // 2
+    scaled = cv2.resize(frame, (new_w, new_h), interpolation=interp)
+    out[y0:y0 + new_h, x0:x0 + new_w] = scaled if scaled.ndim == 3 else scaled[:, :, None]
+    return out
 
 
 def iso_time(t: float) -> str:

@@ -33,6 +33,7 @@ DEMO_CLIP = Path(__file__).parent / "assets" / "demo.mp4"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".webp", ".tif", ".tiff")
 LOST_AFTER_FAILED_READS = 5       # consecutive failed grabs before a camera counts as lost
 FIRST_FRAME_TIMEOUT_S = 5.0       # a camera that opens but sends nothing this long is an error
+STREAM_URI = re.compile(r"(rtsp|rtmp|https?)://")
 
 
 @runtime_checkable
@@ -65,23 +66,33 @@ class Source(Protocol):
 class LiveCamera:
     """Base of live sources: a reader thread keeps only the newest frame and reopens a lost device.
 
+    A camera is *lost* when its reads fail (unplugged, stream closed) and *stalled* when it stays
+    open but sends no frame for ``stall_s`` seconds (a hung driver or network stream). Both are
+    logged and the device is reopened with exponential back-off; a reader stuck in a blocking
+    read is abandoned (it releases its handle when the read returns) and a fresh one takes over.
+
     Subclasses implement ``_open_device() -> handle``, ``_grab(handle) -> frame or None``
     and ``_release(handle)``.
     """
 
     is_live = True
+    is_still = False
 
-    def __init__(self, name: str, reconnect_max_s: float = 10.0):
+    def __init__(self, name: str, reconnect_max_s: float = 10.0, stall_s: float = 5.0):
         self.name = name
         self.reconnect_max_s = float(reconnect_max_s)
+        self.stall_s = float(stall_s)
         self._cond = threading.Condition()
         self._frame: Optional[np.ndarray] = None
         self._seq = 0
         self._read_seq = 0
         self._lost = False
+        self._last_frame_t = time.monotonic()
+        self._generation = 0           # bumped when a stalled reader is abandoned
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.reconnects = 0
+        self.stalls = 0
 
     # subclass hooks
     def _open_device(self) -> Any:
@@ -106,7 +117,11 @@ class LiveCamera:
             raise SourceError(f"camera {self.name} opened but sent no frame within {FIRST_FRAME_TIMEOUT_S:.0f} s")
         self._publish(frame)
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(handle,), name=f"reader {self.name}",
+        self._start_reader(handle)
+
+    def _start_reader(self, handle: Any) -> None:
+        generation = self._generation
+        self._thread = threading.Thread(target=self._run, args=(handle, generation), name=f"reader {self.name}",
                                         daemon=True)
         self._thread.start()
 
@@ -114,16 +129,26 @@ class LiveCamera:
         with self._cond:
             self._frame = frame
             self._seq += 1
+            self._last_frame_t = time.monotonic()
             self._cond.notify_all()
 
-    def _run(self, handle: Any) -> None:
+    def _current(self, generation: int) -> bool:
+        return not self._stop.is_set() and generation == self._generation
+
+    def _run(self, handle: Any, generation: int) -> None:
         failures = 0
-        while not self._stop.is_set():
+        while self._current(generation):
+            if handle is None:
+                handle = self._reconnect(generation)
+                if handle is None:
+                    return
             frame = None
             try:
                 frame = self._grab(handle)
             except Exception as exc:  # a driver error is a lost camera, not a crash
                 log.debug("camera %s: grab failed: %s", self.name, exc)
+            if not self._current(generation):
+                break              # abandoned while blocked in the read: a fresh reader took over
             if frame is not None and frame.size:
                 failures = 0
                 self._publish(frame)
@@ -133,11 +158,11 @@ class LiveCamera:
                 time.sleep(0.01)
                 continue
             self._safe_release(handle)
-            handle = self._reconnect()
+            self._set_lost(f"camera {self.name} lost, reconnecting (back-off up to {self.reconnect_max_s:.0f} s)")
+            handle = None
             failures = 0
-            if handle is None:
-                return
-        self._safe_release(handle)
+        if handle is not None:
+            self._safe_release(handle)
 
     def _safe_release(self, handle: Any) -> None:
         try:
@@ -145,18 +170,20 @@ class LiveCamera:
         except Exception as exc:
             log.debug("camera %s: release failed: %s", self.name, exc)
 
-    def _reconnect(self) -> Any:
-        """Reopen the device with exponential back-off; return the handle (None when stopped)."""
+    def _set_lost(self, message: str) -> None:
         with self._cond:
             self._lost = True
             self._cond.notify_all()
-        log.warning("camera %s lost, reconnecting (back-off up to %.0f s)", self.name, self.reconnect_max_s)
+        log.warning(message)
+
+    def _reconnect(self, generation: int) -> Any:
+        """Reopen the device with exponential back-off; return the handle (None when stopped or abandoned)."""
         delay = 0.25
-        while not self._stop.wait(delay):
+        while not self._stop.wait(delay) and generation == self._generation:
             try:
                 handle = self._open_device()
                 frame = self._grab(handle)
-                if frame is not None and frame.size:
+                if frame is not None and frame.size and self._current(generation):
                     self.reconnects += 1
                     with self._cond:
                         self._lost = False
@@ -169,19 +196,34 @@ class LiveCamera:
             delay = min(self.reconnect_max_s, delay * 2)
         return None
 
+    def _check_stall(self) -> None:
+        """Abandon a reader that has sent no frame for ``stall_s`` and start reopening the camera."""
+        with self._cond:
+            if self._lost or self._stop.is_set() or self._thread is None:
+                return
+            silent = time.monotonic() - self._last_frame_t
+            if silent < self.stall_s:
+                return
+            self._lost = True
+            self._generation += 1
+            self.stalls += 1
+        log.warning("camera stalled: %s sent no frame for %.1f s, reopening it", self.name, silent)
+        self._start_reader(None)
+
     def read(self, timeout: float = 1.0) -> Optional[np.ndarray]:
         """Return the newest frame not returned before; None after ``timeout`` s or while lost."""
         with self._cond:
             if self._seq == self._read_seq:
                 self._cond.wait_for(lambda: self._seq != self._read_seq or self._stop.is_set(), timeout=timeout)
-            if self._seq == self._read_seq:
-                return None
-            self._read_seq = self._seq
-            return self._frame
+            if self._seq != self._read_seq:
+                self._read_seq = self._seq
+                return self._frame
+        self._check_stall()
+        return None
 
     @property
     def lost(self) -> bool:
-        """Return True while the camera is lost and being reopened."""
+        """Return True while the camera is lost or stalled and being reopened."""
         return self._lost
 
     @property
@@ -190,7 +232,7 @@ class LiveCamera:
         return False
 
     def close(self) -> None:
-        """Stop the reader thread and release the camera."""
+        """Stop the reader thread and release the camera (a reader stuck in a read releases it when that returns)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
@@ -203,8 +245,8 @@ class UsbCamera(LiveCamera):
     """A V4L2/USB (or network) camera read with cv2.VideoCapture at a requested size and rate."""
 
     def __init__(self, device: int | str, width: int = 640, height: int = 480, fps: int = 30,
-                 reconnect_max_s: float = 10.0):
-        super().__init__(f"usb:{device}" if isinstance(device, int) else str(device), reconnect_max_s)
+                 reconnect_max_s: float = 10.0, stall_s: float = 5.0):
+        super().__init__(f"usb:{device}" if isinstance(device, int) else str(device), reconnect_max_s, stall_s)
         self.device = device
         self.width, self.height, self.fps = width, height, fps
 
@@ -212,7 +254,16 @@ class UsbCamera(LiveCamera):
         dev = self.device
         if isinstance(dev, str) and dev.startswith("/dev/") and not os.path.exists(dev):
             raise SourceError(f"camera {dev} does not exist (is it plugged in? `ls /dev/video*` lists cameras)")
-        cap = cv2.VideoCapture(dev, cv2.CAP_V4L2) if _is_v4l2(dev) else cv2.VideoCapture(dev)
+        if _is_v4l2(dev):
+            cap = cv2.VideoCapture(dev, cv2.CAP_V4L2)
+        elif _is_stream(dev):
+            # A network stream's open and reads give up after stall_s instead of FFmpeg's 30 s, so a
+            # reader abandoned by a stall ends soon and its connection is closed.
+            ms = int(max(1.0, self.stall_s) * 1000)
+            cap = cv2.VideoCapture(dev, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms,
+                                                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            cap = cv2.VideoCapture(dev)
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"camera {self.name} cannot be opened (missing, busy, or no permission: "
@@ -235,11 +286,16 @@ def _is_v4l2(dev: int | str) -> bool:
     return os.name == "posix" and (isinstance(dev, int) or str(dev).startswith("/dev/video"))
 
 
+def _is_stream(dev: int | str) -> bool:
+    return isinstance(dev, str) and bool(STREAM_URI.match(dev))
+
+
 class PiCamera(LiveCamera):
     """The Raspberry Pi camera through picamera2 (imported only when this source opens)."""
 
-    def __init__(self, width: int = 640, height: int = 480, fps: int = 30, reconnect_max_s: float = 10.0):
-        super().__init__("picamera", reconnect_max_s)
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 30, reconnect_max_s: float = 10.0,
+                 stall_s: float = 5.0):
+        super().__init__("picamera", reconnect_max_s, stall_s)
         self.width, self.height, self.fps = width, height, fps
 
     def _open_device(self) -> Any:
@@ -294,11 +350,12 @@ class _Pacer:
 
 
 class VideoFile:
-    """A video file, optionally looped and paced at its own frame rate."""
+    """A video file, played once (or looped) and paced at its own frame rate."""
 
     is_live = False
+    is_still = False
 
-    def __init__(self, path: str | Path, loop: bool = True, realtime: bool = True, name: Optional[str] = None):
+    def __init__(self, path: str | Path, loop: bool = False, realtime: bool = True, name: Optional[str] = None):
         self.path = Path(path)
         self.name = name or str(path)
         self.loop = loop
@@ -361,11 +418,13 @@ class VideoFile:
 
 
 class ImageFolder:
-    """The images of a folder in name order, optionally looped and paced at ``fps``."""
+    """The images of a folder in name order, each a still of its own (``is_still``): the loop treats
+    every image as a new scene. Optionally looped and paced at ``fps``."""
 
     is_live = False
+    is_still = True
 
-    def __init__(self, folder: str | Path, loop: bool = True, realtime: bool = True, fps: float = 30.0):
+    def __init__(self, folder: str | Path, loop: bool = False, realtime: bool = True, fps: float = 30.0):
         self.folder = Path(folder)
         self.name = str(folder)
         self.loop = loop
@@ -373,10 +432,12 @@ class ImageFolder:
         self._files: list[Path] = []
         self._next = 0
         self._ended = False
-        self._warned: set[Path] = set()
+        self._unreadable: set[Path] = set()
+        self._first: Optional[np.ndarray] = None
+        self.current: Optional[Path] = None      # the image the last frame came from
 
     def open(self) -> None:
-        """List the folder's images; SourceError when there are none."""
+        """List the folder's images; SourceError when there are none or none of them can be read."""
         if not self.folder.is_dir():
             raise SourceError(f"image folder {self.folder} does not exist")
         self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -384,30 +445,49 @@ class ImageFolder:
             raise SourceError(f"image folder {self.folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
         self._next = 0
         self._ended = False
+        self._first = self._read_next(wrap=False)
+        if self._first is None:
+            raise SourceError(f"image folder {self.folder}: none of its {len(self._files)} image(s) can be read "
+                              "(corrupt, or not an image format OpenCV decodes)")
+
+    def _read_next(self, wrap: bool) -> Optional[np.ndarray]:
+        """Return the next readable image (skipping unreadable ones, each logged once), or None at the end."""
+        tried = 0
+        while tried < len(self._files):
+            if self._next >= len(self._files):
+                if not wrap:
+                    return None
+                self._next = 0
+            path = self._files[self._next]
+            self._next += 1
+            tried += 1
+            if path in self._unreadable:
+                continue
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is not None and frame.size:
+                self.current = path
+                return frame
+            self._unreadable.add(path)
+            log.warning("image %s cannot be read; skipped", path)
+        return None
 
     def read(self, timeout: float = 1.0) -> Optional[np.ndarray]:
-        """Return the next image; an unreadable image is logged once and gives an empty frame."""
+        """Return the next readable image; None after the last one (when not looping)."""
         if self._ended or not self._files:
             return None
-        if self._next >= len(self._files):
-            if not self.loop:
-                self._ended = True
-                return None
-            self._next = 0
-        path = self._files[self._next]
-        self._next += 1
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        self._pacer.wait()
+        if self._first is not None:
+            frame, self._first = self._first, None      # decoded by open()
+        else:
+            frame = self._read_next(wrap=self.loop)
         if frame is None:
-            if path not in self._warned:
-                self._warned.add(path)
-                log.warning("image %s cannot be read; skipped", path)
-            return np.empty((0, 0, 3), np.uint8)
+            self._ended = True
+            return None
+        self._pacer.wait()
         return frame
 
     @property
     def ended(self) -> bool:
-        """Return True after the last image when not looping."""
+        """Return True after the last image when not looping (or when no image is readable any more)."""
         return self._ended
 
     @property
@@ -418,6 +498,7 @@ class ImageFolder:
     def close(self) -> None:
         """Nothing to release."""
         self._files = []
+        self._first = None
 
 
 # ---- the registry ------------------------------------------------------------------------
@@ -448,20 +529,20 @@ def _usb_device(uri: str) -> int | str:
 
 
 register_source("demo", lambda u: u == "demo",
-                lambda u, s: VideoFile(DEMO_CLIP, loop=s.loop, realtime=s.realtime, name="demo"),
-                "the shipped demo clip (edge/assets/demo.mp4)")
+                lambda u, s: VideoFile(DEMO_CLIP, loop=True, realtime=s.realtime, name="demo"),
+                "the shipped demo clip (edge/assets/demo.mp4), looped")
 register_source("picamera", lambda u: u in ("picamera", "picamera2", "pi"),
-                lambda u, s: PiCamera(s.width, s.height, s.fps, s.reconnect_max_s),
+                lambda u, s: PiCamera(s.width, s.height, s.fps, s.reconnect_max_s, s.stall_s),
                 "the Raspberry Pi camera (picamera2)")
 register_source("usb", lambda u: u.isdigit() or bool(re.fullmatch(r"/dev/video\d+", u)),
-                lambda u, s: UsbCamera(_usb_device(u), s.width, s.height, s.fps, s.reconnect_max_s),
+                lambda u, s: UsbCamera(_usb_device(u), s.width, s.height, s.fps, s.reconnect_max_s, s.stall_s),
                 "a USB camera: index (0) or device (/dev/video0)")
-register_source("stream", lambda u: bool(re.match(r"(rtsp|rtmp|https?)://", u)),
-                lambda u, s: UsbCamera(u, s.width, s.height, s.fps, s.reconnect_max_s),
+register_source("stream", lambda u: bool(STREAM_URI.match(u)),
+                lambda u, s: UsbCamera(u, s.width, s.height, s.fps, s.reconnect_max_s, s.stall_s),
                 "a network camera stream (rtsp://, http://)")
 register_source("folder", lambda u: Path(u).is_dir(),
                 lambda u, s: ImageFolder(u, loop=s.loop, realtime=s.realtime, fps=s.fps),
-                "a folder of images")
+                "a folder of images, each its own scene")
 register_source("file", lambda u: True,
                 lambda u, s: VideoFile(u, loop=s.loop, realtime=s.realtime),
                 "a video file")

@@ -1,7 +1,10 @@
 """IoU tracking of face boxes, and per-track smoothing of what the models say about each face.
 
 Boxes update every frame; the models run on a track only when it is new or every
-``refresh_every`` frames (:meth:`Track.due`). Each model run is one "look": identity is
+``refresh_every`` frames (:meth:`Track.due`). A track ends after ``max_missed`` frames without
+its face, or (:meth:`IouTracker.expire`) after that many frames' worth of time, so a camera that
+stops sending frames ends its tracks too; ``active_s`` counts only time with frames (the
+frame loop's clock skips gaps). Each model run is one "look": identity is
 decided by voting (a name is shown only when it wins ``vote_min`` of the last
 ``vote_window`` looks, otherwise the face is "unknown") and attribute scores are the mean
 of the last ``vote_window`` looks.
@@ -43,6 +46,9 @@ class Track:
     missed: int = 0
     last_run: Optional[int] = None
     appeared: bool = False             # an "appear" event was emitted for it
+    looks: int = 0                     # model looks applied to it
+    active_s: float = 0.0              # seconds of frames from its first to its last detection
+    last_clock: float = 0.0            # the frame clock at its last detection
     heads: dict[tuple[str, str], deque] = field(default_factory=dict)
     names: deque = field(default_factory=deque)
 
@@ -117,8 +123,13 @@ class IouTracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, boxes: Iterable[Box], frame_index: int, now: float) -> list[Track]:
-        """Match this frame's boxes to the tracks, start new tracks, and return those that ended."""
+    def update(self, boxes: Iterable[Box], frame_index: int, now: float, clock: Optional[float] = None) -> list[Track]:
+        """Match this frame's boxes to the tracks, start new tracks, and return those that ended.
+
+        ``now`` is the wall time; ``clock`` the frame clock (seconds of frames, gaps left out) that
+        ``active_s`` is counted in (``now`` when not given).
+        """
+        clock = now if clock is None else clock
         boxes = list(boxes)
         pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
                        reverse=True)
@@ -136,6 +147,8 @@ class IouTracker:
             track.hits += 1
             track.missed = 0
             track.last_seen = now
+            track.active_s += max(0.0, clock - track.last_clock)
+            track.last_clock = clock
         ended = []
         alive = []
         for ti, track in enumerate(self.tracks):
@@ -148,9 +161,17 @@ class IouTracker:
         for bi, box in enumerate(boxes):
             if bi not in used_b:
                 alive.append(Track(self._next_id, box, frame_index, now, self.settings.vote_window,
-                                   last_seen=now))
+                                   last_seen=now, last_clock=clock))
                 self._next_id += 1
         self.tracks = alive
+        return ended
+
+    def expire(self, now: float, budget_s: float) -> list[Track]:
+        """End and return the tracks whose face was last seen more than ``budget_s`` ago (wall time):
+        the missed-frame budget in time, which also runs out while no frames arrive."""
+        ended = [t for t in self.tracks if now - t.last_seen > budget_s]
+        if ended:
+            self.tracks = [t for t in self.tracks if now - t.last_seen <= budget_s]
         return ended
 
     def visible(self) -> list[Track]:

@@ -173,3 +173,47 @@ def test_bad_numbers_are_usage_errors(capsys):
         main(["run", "--max-frames", "0"])
     assert exit_info.value.code == 2
     assert "--max-frames: must be at least 1" in capsys.readouterr().err
+
+
+def test_a_video_file_plays_once_unless_looped(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FACE_EDGE_CONFIG", raising=False)
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 15, (160, 120))
+    for i in range(7):
+        writer.write(cv2.resize(cv2.imread(str(REPO / "assets" / "overlay.jpg")), (160, 120)))
+    writer.release()
+    config = tmp_path / "edge.yaml"
+    config.write_text("models:\n  bundles: []\nsource:\n  realtime: false\n")
+    assert main(["run", "--config", str(config), "--source", str(clip), "--no-display", "--log-level", "info"]) == 0
+    assert "stopped after 7 frames" in capsys.readouterr().err                   # the end of the file ends the run
+    assert main(["run", "--config", str(config), "--source", str(clip), "--no-display", "--loop",
+                 "--max-frames", "16", "--log-level", "info"]) == 0
+    assert "stopped after 16 frames" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("raw,message", [(b"source:\n  uri: caf\xe9.mp4\n", "line 2 is not UTF-8 text"),
+                                         (b"tracker:\n  iou: 0.3\n  iou: 0.5\n", "key 'iou' is given twice")])
+def test_a_config_that_is_not_utf8_or_repeats_a_key_exits_2_with_one_line(tmp_path, raw, message):
+    path = tmp_path / "edge.yaml"
+    path.write_bytes(raw)
+    done = _cli("run", "--config", str(path))
+    assert done.returncode == 2
+    assert message in _one_error_line(done.stderr)
+
+
+def test_a_missing_bundle_is_a_warning_naming_its_path(tmp_path):
+    folder = tmp_path / "site"
+    folder.mkdir()
+    config = folder / "edge.yaml"
+    config.write_text("models:\n  dir: models\n  bundles: [attributes]\nsource:\n  realtime: false\n")
+    done = _cli("run", "--config", str(config), "--no-display", "--max-frames", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    warning = next(ln for ln in done.stderr.splitlines() if "model skipped" in ln)
+    assert "WARNING" in warning and f"no such folder {folder / 'models' / 'attributes'}" in warning
+
+
+def test_push_and_service_do_not_import_each_other():
+    script = ("import sys, edge.push; assert 'edge.service' not in sys.modules, 'push imports service'; "
+              "import edge.service, edge.control; assert edge.service.ControlClient is edge.control.ControlClient")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

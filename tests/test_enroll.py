@@ -283,21 +283,24 @@ def test_model_change_asks_to_re_enroll_or_reembeds_kept_photos(tmp_path: Path, 
 # ---- the live pipeline names people from this gallery ----------------------------------------
 
 def run_pipeline_on(tmp_path: Path, models_dir: Path, photo: Path, **recognition: Any) -> list[Any]:
-    """Run the real Pipeline over 8 copies of ``photo`` and return every face summary it produced."""
+    """Run the real Pipeline over a video of 8 frames of ``photo`` and return every face summary it produced
+    (each frame's look applied before the next frame; an image folder would make each copy a scene of its own)."""
     from edge.pipeline import Pipeline
-    from edge.sources import ImageFolder
+    from edge.sources import VideoFile
 
-    frames = tmp_path / f"frames_{photo.stem}"
-    frames.mkdir(exist_ok=True)
-    for i in range(8):
-        shutil.copy(photo, frames / f"{i:02d}{photo.suffix}")
+    image = cv2.imread(str(photo))
+    clip = tmp_path / f"frames_{photo.stem}.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (image.shape[1], image.shape[0]))
+    for _ in range(8):
+        writer.write(image)
+    writer.release()
     settings = settings_from_dict({
         "models": {"dir": str(models_dir), "bundles": ["embedding"]},
         "tracker": {"refresh_every": 1, "vote_window": 5, "vote_min": 3},
         "recognition": {"gallery": str(tmp_path / "gallery" / "gallery.npz"), **recognition}})
-    pipeline = Pipeline(settings, source=ImageFolder(frames, loop=False, realtime=False))
+    pipeline = Pipeline(settings, source=VideoFile(clip, loop=False, realtime=False))
     seen: list[Any] = []
-    pipeline.on_frame.append(lambda p, _i: seen.extend(p.summary(t) for t in p.tracker.visible()))
+    pipeline.on_frame.append(lambda p, _i: (p.drain(), seen.extend(p.summary(t) for t in p.tracker.visible())))
     pipeline.run(max_frames=8)
     return seen
 

@@ -42,8 +42,11 @@ def _track(emotion: dict) -> Track:
 
 def test_summary_uses_thresholds_and_hides_unreliable_labels():
     s = face_summary(_track({"happy": 0.6, "sad": 0.3, "other": 0.1}), _manifests(), vote_min=3)
-    assert s.tags == ["Smiling", "Eyeglasses"]           # Eyeglasses over its own 0.3; Young is unreliable
+    assert s.tags == ["Eyeglasses"]      # over its own 0.3; Young is unreliable; Smiling: the emotion head says it
     assert s.values == {"age": 31.4, "gender": "female", "emotion": "happy"}
+    alone = face_summary(_track({"happy": 0.6, "sad": 0.3, "other": 0.1}), {"attributes": _manifests()["attributes"]},
+                         vote_min=3)
+    assert alone.tags == ["Smiling", "Eyeglasses"] and alone.values == {}   # no emotion head: the tag shows
     assert not s.recognised and s.name is None
     hidden = face_summary(_track({"happy": 0.1, "sad": 0.1, "other": 0.8}), _manifests(), vote_min=3)
     assert "emotion" not in hidden.values                # top label unreliable: not shown
@@ -56,7 +59,7 @@ def test_text_lines_name_unknown_and_distance():
     lines = _text_lines(face_summary(track, _manifests(), vote_min=3))
     assert lines[0] == "#7 ana 0.21"
     assert lines[1] == "age 30-39 | female | happy"          # no groups in this manifest: the default age groups
-    assert lines[2] == "Smiling, Eyeglasses"
+    assert lines[2] == "Eyeglasses"
     stranger = Track(8, (0, 0, 10, 10), 0, 0.0)
     stranger.add_identity(None, 0.74)
     assert _text_lines(face_summary(stranger, {}, vote_min=3))[0] == "#8 unknown 0.74"
@@ -176,6 +179,103 @@ def test_window_without_display_falls_back_to_headless(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="face-edge.sink"):
         assert make_window("x") is None
     assert "running headless" in caplog.text
+
+
+def _attribute_and_multitask_track(box, p_female: float, smiling: float, emotion: dict) -> Track:
+    track = Track(1, box, 0, 0.0)
+    attrs = _shipped("attributes").output("attributes").labels
+    scores = {label: 0.0 for label in attrs}
+    scores.update({"Male": 1.0 - p_female, "Smiling": smiling, "Eyeglasses": 0.99, "Young": 0.9})
+    track.add_prediction(Prediction("attributes", {"attributes": HeadResult("attributes", "sigmoid", scores=scores)}))
+    track.add_prediction(Prediction("multitask", {
+        "age": HeadResult("age", "regression", value=44.0, unit="years"),
+        "gender": HeadResult("gender", "sigmoid", scores={"female": p_female}),
+        "emotion": HeadResult("emotion", "softmax", scores=emotion)}))
+    return track
+
+
+def _shipped(name: str) -> Manifest:
+    from pathlib import Path
+
+    from edge.bundle import read_manifest
+
+    return read_manifest(Path(__file__).resolve().parents[1] / "models" / name)
+
+
+def test_one_value_per_quantity_with_the_shipped_manifests():
+    """Gender comes from the multitask head only (no "Male" tag beside "female"), emotion and Smiling
+    never contradict (the emotion head owns it), age groups replace "Young"; other tags stay."""
+    manifests = {"attributes": _shipped("attributes"), "multitask": _shipped("multitask")}
+    angry = {"angry": 0.7, "disgust": 0.0, "fear": 0.0, "happy": 0.1, "sad": 0.1, "surprise": 0.0, "neutral": 0.1}
+    summary = face_summary(_attribute_and_multitask_track((10, 10, 90, 90), 0.9, 0.95, angry), manifests, 3)
+    assert summary.values["gender"] == "female" and summary.values["emotion"] == "angry"
+    assert "Male" not in summary.tags and "Smiling" not in summary.tags and "Young" not in summary.tags
+    assert "Eyeglasses" in summary.tags
+    only_attributes = face_summary(_attribute_and_multitask_track((10, 10, 90, 90), 0.1, 0.95, angry),
+                                   {"attributes": _shipped("attributes")}, 3)
+    assert {"Male", "Smiling", "Eyeglasses"} <= set(only_attributes.tags)
+
+
+def test_the_manifest_says_which_labels_a_dedicated_head_owns():
+    from edge.bundle import manifest_to_dict, parse_manifest
+
+    inp = InputSpec(32, 32)
+    attrs = Manifest("attributes", "attributes", "1", "", inp, CropSpec(32), (
+        OutputSpec("attributes", "sigmoid", labels=("Male", "Grinning"), quantities={"Grinning": "mood"}),))
+    attrs = parse_manifest({**manifest_to_dict(attrs), "files": {}})     # survives the YAML round trip
+    mood = Manifest("mood", "multitask", "1", "", inp, CropSpec(32), (
+        OutputSpec("feeling", "softmax", labels=("glad", "cross"), quantity="mood"),))
+    track = Track(1, (0, 0, 50, 50), 0, 0.0)
+    track.add_prediction(Prediction("attributes", {"attributes": HeadResult(
+        "attributes", "sigmoid", scores={"Male": 0.9, "Grinning": 0.9})}))
+    track.add_prediction(Prediction("mood", {"feeling": HeadResult("feeling", "softmax",
+                                                                  scores={"glad": 0.2, "cross": 0.8})}))
+    summary = face_summary(track, {"attributes": attrs, "mood": mood}, 3)
+    assert summary.tags == ["Male"]          # the manifest's quantities replace the usual meanings: Male stays
+    assert summary.values == {"feeling": "cross"}
+    with pytest.raises(Exception, match="not among its labels"):
+        parse_manifest({**manifest_to_dict(attrs), "files": {}, "outputs": [
+            {"name": "attributes", "kind": "sigmoid", "labels": ["Male"], "quantities": {"Smiling": "emotion"}}]})
+
+
+def _rects_apart(rects) -> bool:
+    return all(not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
+               for i, a in enumerate(rects) for b in rects[i + 1:])
+
+
+@pytest.mark.parametrize("boxes", [
+    [(200, 150, 90, 90), (300, 160, 90, 90)],                   # two close faces side by side
+    [(200, 150, 90, 90), (215, 300, 80, 80)],                   # one above the other
+    [(40, 20, 300, 300), (380, 60, 120, 120)],                  # a large face right under the status bar
+    [(10, 330, 140, 140), (170, 340, 130, 130), (330, 350, 120, 120), (480, 360, 110, 110)],  # a row at the bottom
+])
+def test_label_blocks_never_overlap_each_other_or_the_status_bar_and_stay_in_the_frame(boxes):
+    manifests = {"attributes": _shipped("attributes"), "multitask": _shipped("multitask")}
+    happy = {"angry": 0.0, "disgust": 0.0, "fear": 0.0, "happy": 0.8, "sad": 0.1, "surprise": 0.0, "neutral": 0.1}
+    tracks = [_attribute_and_multitask_track(b, 0.8, 0.9, happy) for b in boxes]
+    for i, t in enumerate(tracks):
+        t.id = i + 1
+    frame = np.zeros((480, 640, 3), np.uint8)
+    status = draw_status(frame, 29.9, "ai_edge_litert x1")
+    labels = draw_faces(frame, [(t, face_summary(t, manifests, 3)) for t in tracks], status)
+    assert len(labels) == len(tracks)                           # every face got its block
+    assert _rects_apart(labels + status)
+    assert all(0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 480 for x0, y0, x1, y1 in labels)
+    assert all(frame[y0:y1, x0:x1].any() for x0, y0, x1, y1 in labels)     # the text is drawn there
+
+
+def test_a_crowded_frame_keeps_the_rule_by_shortening_labels():
+    manifests = {"attributes": _shipped("attributes"), "multitask": _shipped("multitask")}
+    happy = {"angry": 0.0, "disgust": 0.0, "fear": 0.0, "happy": 0.8, "sad": 0.1, "surprise": 0.0, "neutral": 0.1}
+    tracks = [_attribute_and_multitask_track((x, y, 60, 60), 0.8, 0.9, happy)
+              for y in range(60, 420, 70) for x in range(0, 600, 70)]
+    frame = np.zeros((480, 640, 3), np.uint8)
+    status = draw_status(frame, 29.9, "ai_edge_litert x1")
+    labels = draw_faces(frame, [(t, face_summary(t, manifests, 3)) for t in tracks], status)
+    heights = sorted({y1 - y0 for _, y0, _, y1 in labels})
+    assert labels and len(heights) > 1                          # some blocks kept only their first line
+    assert _rects_apart(labels + status)
+    assert all(0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 480 for x0, y0, x1, y1 in labels)
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".avi"])

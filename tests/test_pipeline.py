@@ -76,6 +76,7 @@ def test_demo_with_all_models_runs_them_only_when_due(models_dir, tmp_path):
     assert pipeline.runtime_label() == "ai_edge_litert x1"
     seen = []
     pipeline.on_frame.append(lambda p, i: seen.append((i, len(p.tracker.visible()))))
+    pipeline.on_frame.append(lambda p, i: p.drain() if i == 31 else None)   # the last looks are applied
     assert pipeline.run(max_frames=32) == 32
     assert [i for i, _ in seen] == list(range(32))
     faces = sum(n for _, n in seen)
@@ -94,6 +95,7 @@ def test_tracks_carry_every_models_heads(models_dir, tmp_path):
     try:
         for _ in range(10):
             pipeline.step()
+        pipeline.drain()                                   # the looks handed to the model worker are back
         track = pipeline.tracker.visible()[0]
         heads = set(track.smoothed())
         assert {("attributes", "attributes"), ("multitask", "age"), ("multitask", "gender"),
@@ -224,28 +226,14 @@ def test_recognition_names_an_enrolled_face_by_vote(models_dir, tmp_path):
         for _ in range(8):
             pipeline.step()
             names += [pipeline.summary(t).name for t in pipeline.tracker.visible()]
+            pipeline.drain()                               # each frame's look is back before the next frame
+        pipeline.step()
         first = pipeline.tracker.visible()[0]
         summary = pipeline.summary(first)
         assert summary.recognised and summary.name == "eileen" and summary.distance < 0.05
         assert names[0] is None                              # one look is not enough votes
     finally:
         pipeline.close()
-
-
-def test_empty_frames_are_skipped_and_the_loop_goes_on(models_dir, tmp_path, caplog):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    cap = cv2.VideoCapture(str(DEMO_CLIP))
-    for i in range(3):
-        cv2.imwrite(str(folder / f"{i}.jpg"), cap.read()[1])
-    cap.release()
-    (folder / "3.jpg").write_bytes(b"truncated")
-    s = _settings(models_dir, tmp_path)
-    s.source.uri = str(folder)
-    with caplog.at_level(logging.WARNING):
-        pipeline = Pipeline(s)
-        assert pipeline.run(max_frames=9) == 9             # 3 good images per pass, the bad one skipped
-    assert "empty frame; skipped" in caplog.text
 
 
 def test_lost_camera_keeps_the_loop_and_watchdog_going(tmp_path, caplog):
@@ -300,46 +288,57 @@ def test_stop_ends_the_loop_and_releases_the_source(tmp_path):
     assert source._cap is None and pipeline.stopping
 
 
-def test_full_frame_every_n_finds_the_same_faces_around_tracks(tmp_path):
-    counts = {}
-    for every in (1, 5):
+def test_search_finds_the_faces_of_a_whole_frame_search_without_searching_whole_frames(tmp_path):
+    """The default search (tracked faces, motion, whole frames in the background) keeps every face that
+    searching the whole frame in the loop on every frame finds, and the loop itself searches only regions."""
+    seen = {}
+    for every in (1, 0):
         s = _settings(tmp_path, tmp_path)
         s.models.bundles = []
         s.detector.full_frame_every = every
         pipeline = Pipeline(s, source=CountingClip(loop=False))
-        seen = []
-        pipeline.on_frame.append(lambda p, i: seen.append([t.box for t in p.tracker.visible()]))
+        frames = []
+        pipeline.on_frame.append(lambda p, i: frames.append(([t.box for t in p.tracker.visible()],
+                                                             [r.kind for r in p.search.regions])))
         pipeline.run(max_frames=24)
-        counts[every] = seen
-    full, roi = counts[1], counts[5]
-    assert sum(map(len, roi)) >= 0.9 * sum(map(len, full))
-    for a, b in zip(full, roi):                  # the main face's box stays where full-frame search puts it
+        seen[every] = frames
+    whole, default = seen[1], seen[0]
+    assert all(kinds.count("whole") == 1 for _, kinds in whole)            # N = 1: the whole frame, every frame
+    assert default[0][1].count("whole") == 1                                # the first frame of a scene
+    assert all("whole" not in kinds for _, kinds in default[1:])            # then regions only
+    assert all("track" in kinds for boxes, kinds in default[1:] if boxes)
+    assert sum(len(b) for b, _ in default) >= 0.95 * sum(len(b) for b, _ in whole)
+    for (a, _), (b, _) in zip(whole, default):    # the main face's box stays where whole-frame search puts it
         if a and b:
             assert max(iou(a[0], box) for box in b) > 0.5
 
 
-def test_between_whole_frame_turns_only_regions_around_tracks_are_searched(tmp_path):
+def test_the_background_search_finds_a_face_the_loop_is_not_tracking(tmp_path):
+    """A face that appears without moving (a cut) is found by the whole-frame search on the background
+    thread and becomes a track through a search around its box in the loop."""
+    frames = tmp_path / "cut.avi"
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    face = cap.read()[1]
+    cap.release()
+    writer = cv2.VideoWriter(str(frames), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))
+    for i in range(80):
+        writer.write(np.full((480, 640, 3), 90, np.uint8) if i < 5 else face)
+    writer.release()
     s = _settings(tmp_path, tmp_path)
     s.models.bundles = []
-    s.detector.full_frame_every = 4
-    pipeline = Pipeline(s, source=CountingClip(loop=False))
-    searched: list[tuple[int, tuple[int, ...]]] = []
-    detect = pipeline.detector.detect
-
-    def recording_detect(frame, *args, **kwargs):   # the real detector, with the searched area recorded
-        searched.append((pipeline.frame_index, frame.shape[:2]))
-        return detect(frame, *args, **kwargs)
-
-    pipeline.detector.detect = recording_detect
-    pipeline.run(max_frames=12)
-    whole = {i for i, shape in searched if shape == (480, 640)}
-    assert whole == {0, 4, 8}
-    regions = [shape for i, shape in searched if i not in whole]
-    assert regions, "the demo face is tracked between whole-frame turns"
-    assert all(h < 480 and w < 640 for h, w in regions)
+    s.detector.search_budget_ms = 0                      # no slices of the whole frame in the loop
+    pipeline = Pipeline(s, source=VideoFile(frames, realtime=True))   # paced: the background search gets time
+    kinds = []
+    pipeline.on_frame.append(lambda p, i: kinds.append(({r.kind for r in p.search.regions}, len(p.tracker.visible()),
+                                                        p.search.background_searches)))
+    pipeline.run(max_frames=80)
+    assert kinds[-1][2] > 0
+    seeded = [i for i, (k, n, _) in enumerate(kinds) if "seed" in k]
+    assert seeded and min(seeded) >= 5                                  # found after the cut, by a seed
+    assert kinds[-1][1] >= 1 and "whole" not in kinds[-1][0]            # tracked in the loop from then on
 
 
-def test_an_empty_scene_is_searched_only_on_whole_frame_turns(tmp_path):
+def test_an_empty_scene_searches_less_than_the_whole_frame(tmp_path):
     blank = tmp_path / "blank"
     blank.mkdir()
     writer = cv2.VideoWriter(str(blank / "blank.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
@@ -348,10 +347,37 @@ def test_an_empty_scene_is_searched_only_on_whole_frame_turns(tmp_path):
     writer.release()
     s = _settings(tmp_path, tmp_path)
     s.models.bundles = []
-    s.detector.full_frame_every = 3
+    s.detector.full_frame_every = 3                      # the loop searches the whole frame every 3rd frame
+    s.detector.search_budget_ms = 0
     pipeline = Pipeline(s, source=VideoFile(str(blank / "blank.avi"), loop=False))
-    calls: list[int] = []
-    detect = pipeline.detector.detect
-    pipeline.detector.detect = lambda frame, *a, **k: calls.append(pipeline.frame_index) or detect(frame, *a, **k)
+    kinds: list[list[str]] = []
+    pipeline.on_frame.append(lambda p, i: kinds.append([r.kind for r in p.search.regions]))
     assert pipeline.run(max_frames=9) == 9
-    assert calls == [0, 3, 6]
+    assert [i for i, k in enumerate(kinds) if "whole" in k] == [0, 3, 6]
+    assert all(k == [] for i, k in enumerate(kinds) if i % 3)           # nothing moved, nothing tracked
+
+
+def test_spare_time_in_a_frame_sweeps_slices_of_the_whole_frame(tmp_path):
+    """With time left in a frame's budget the loop searches the next cells of the whole frame: over a few
+    frames they cover every pixel for every band of face sizes, and no frame after the first is searched whole."""
+    blank = tmp_path / "blank.avi"
+    writer = cv2.VideoWriter(str(blank), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for _ in range(30):
+        writer.write(np.full((480, 640, 3), 90, np.uint8))
+    writer.release()
+    s = _settings(tmp_path, tmp_path)
+    s.models.bundles = []
+    s.detector.search_budget_ms = 200                    # generous: a busy test machine still sweeps
+    pipeline = Pipeline(s, source=VideoFile(blank, loop=False))
+    frames: list[list] = []
+    pipeline.on_frame.append(lambda p, i: frames.append(list(p.search.regions)))
+    assert pipeline.run(max_frames=30) == 30
+    assert [r.kind for r in frames[0]] == ["whole"]
+    assert all(r.kind == "sweep" for regions in frames[1:] for r in regions)
+    sweeps = [r for regions in frames[1:] for r in regions]
+    for lo in sorted({r.lo for r in sweeps}):
+        covered = np.zeros((480, 640), bool)
+        for r in sweeps:
+            if r.lo == lo:
+                covered[r.y0:r.y1, r.x0:r.x1] = True
+        assert covered.all(), f"band from {lo} px not swept everywhere"

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.bundle import MANIFEST, MODEL_FILE, sha256_file
-from edge.service import ControlClient
+from edge.control import ControlClient
 from tests.conftest import REPO
 from tests.test_service import (NAME, RunningEdge, child_env, copy_bundle, device_config, make_bundle, wait_for,
                                 write_frames)

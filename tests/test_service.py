@@ -27,7 +27,8 @@ from edge.config import settings_from_dict
 from edge.errors import BundleError
 from edge.models import FaceModel
 from edge.push import InstallError, ModelStore, compare_golden, install_bundle, rollback
-from edge.service import ControlClient, notify, watchdog_interval
+from edge.control import ControlClient
+from edge.service import notify, watchdog_interval
 from tests.conftest import REPO
 from tests.helpers.tiny_bundles import build_attributes_bundle, build_multitask_bundle, corrupt_model
 
@@ -231,7 +232,7 @@ def test_a_stuck_frame_loop_stops_the_watchdog_pings(tmp_path: Path, monkeypatch
 
     monkeypatch.setenv("WATCHDOG_USEC", "200000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    settings = settings_from_dict({"source": {"uri": str(write_frames(tmp_path / "frames")), "fps": 30},
+    settings = settings_from_dict({"source": {"uri": str(write_frames(tmp_path / "frames")), "fps": 30, "loop": True},
                                    "models": {"dir": str(tmp_path / "models"), "bundles": []},
                                    "display": {"window": False}})
     pipeline = Pipeline(settings)

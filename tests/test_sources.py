@@ -47,7 +47,7 @@ def test_registry_folder_and_custom_kind(tmp_path):
 
 
 def test_demo_clip_is_640x480_and_loops():
-    source = open_source(_settings(), "demo")
+    source = open_source(_settings(loop=False), "demo")      # the demo loops whatever source.loop says
     try:
         assert not source.is_live and source.name == "demo"
         first = source.read()
@@ -61,8 +61,12 @@ def test_demo_clip_is_640x480_and_loops():
         source.close()
 
 
-def test_video_without_loop_ends(tmp_path):
-    source = open_source(_settings(loop=False), str(_write_clip(tmp_path / "c.avi", frames=5)))
+def test_a_video_plays_once_by_default_and_loops_on_request(tmp_path):
+    clip = str(_write_clip(tmp_path / "c.avi", frames=5))
+    looped = open_source(_settings(loop=True), clip)
+    assert sum(looped.read() is not None for _ in range(12)) == 12 and looped.loops == 2
+    looped.close()
+    source = open_source(_settings(), clip)
     frames = []
     while (f := source.read()) is not None:
         frames.append(f)
@@ -92,24 +96,36 @@ def test_missing_and_unreadable_videos(tmp_path):
     assert SourceError("x").exit_code == 2
 
 
-def test_image_folder_loops_and_skips_unreadable_images(tmp_path, caplog):
+def test_image_folder_plays_once_skips_unreadable_images_and_loops_on_request(tmp_path, caplog):
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((40, 50, 3), 60 * i, np.uint8))
-    (tmp_path / "9_broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (tmp_path / "1_broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (tmp_path / "notes.txt").write_text("ignored")
     source = open_source(_settings(), str(tmp_path))
+    assert source.is_still and not source.is_live
     with caplog.at_level(logging.WARNING, logger="face-edge.source"):
-        frames = [source.read() for _ in range(8)]
-    assert [f.shape for f in frames[:3]] == [(40, 50, 3)] * 3
-    assert frames[3].size == 0                      # the broken image: an empty frame, the loop goes on
-    assert frames[4].shape == (40, 50, 3)           # looped back to the first image
-    assert sum("cannot be read" in r.message for r in caplog.records) == 1   # logged once
-    source.close()
+        frames = []
+        while (frame := source.read()) is not None:
+            frames.append((source.current.name, int(frame[0, 0, 0])))
+    assert frames == [("0.png", 0), ("1.png", 60), ("2.png", 120)]   # the broken image is skipped
+    assert source.ended
+    assert sum("cannot be read" in r.message for r in caplog.records) == 1
+    looped = open_source(_settings(loop=True), str(tmp_path))
+    names = [looped.read() is not None and looped.current.name for _ in range(7)]
+    assert names == ["0.png", "1.png", "2.png", "0.png", "1.png", "2.png", "0.png"]
+    assert sum("cannot be read" in r.message for r in caplog.records) == 2   # once per source, not per pass
 
 
 def test_image_folder_without_images(tmp_path):
     with pytest.raises(SourceError, match="has no images"):
         open_source(_settings(), str(tmp_path))
+
+
+def test_image_folder_with_nothing_readable_is_an_error(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "b.png").write_bytes(b"")
+    with pytest.raises(SourceError, match="none of its 2 image"):
+        open_source(_settings(loop=True), str(tmp_path))
 
 
 def test_missing_camera_device_and_index():

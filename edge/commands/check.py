@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import FaceEdgeError
     from ..pipeline import load_models
     from ..runtime import get_runtime
-    from ..sinks import display_available
+    from ..display import probe_display
     from ..sources import make_source
 
     settings = load_config(args)
@@ -119,10 +119,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not settings.display.window:
         rows.append((INFO, "display", "display.window is off: headless"))
-    elif display_available():
-        rows.append((OK, "display", "a display is set: the window opens"))
     else:
-        rows.append((INFO, "display", "no DISPLAY/WAYLAND_DISPLAY: runs headless"))
+        probe = probe_display()        # the same probe `face-edge run` makes before its first frame
+        rows.append((OK, "display", f"{probe.detail}: the window opens") if probe.ok
+                    else (INFO, "display", f"{probe.detail}: runs headless"))
 
     rows += integration_rows(settings)
 

@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--source", metavar="URI",
                    help="demo | camera index (0) | /dev/videoN | picamera | video file | image folder "
                         "(default: source.uri from the config)")
+    p.add_argument("--loop", action="store_true",
+                   help="replay a video file or image folder when it ends (source.loop; the demo always loops)")
     p.add_argument("--no-display", action="store_true", help="run headless, without a window")
     p.add_argument("--record", metavar="OUT.mp4", help="write the annotated video to this file (.mp4 or .avi)")
     p.add_argument("--events", metavar="OUT.jsonl", help="append person appear/leave events, one JSON per line")
@@ -39,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         settings.display.window = False
     if args.source is not None:
         settings.source.uri = args.source
+    if args.loop:
+        settings.source.loop = True
     return run_loop(settings, args.max_frames)
 
 
