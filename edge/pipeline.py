@@ -42,7 +42,7 @@ from .align import Landmarker
 from .bundle import load_bundle, load_public_key
 from .config import Settings
 from .crop import Box
-from .detect import HaarDetector, detect_still, still_detector
+from .detect import HaarDetector, PhotoDetector
 from .errors import FaceEdgeError, GalleryError
 from .look import embedding_model, landmarker_of
 from .models import FaceModel
@@ -205,7 +205,7 @@ class Pipeline:
         self.generation = 0                   # bumped whenever other models (or gallery) take over
         self.model_errors: list[str] = []
         self.worker = ModelWorker()
-        self._still_detector: Optional[HaarDetector] = None
+        self._still_detector: Optional[PhotoDetector] = None
         self._pending: Optional[tuple[dict[str, FaceModel], Any]] = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -428,11 +428,11 @@ class Pipeline:
 
     def _detect(self, frame: np.ndarray, still: bool) -> list[Box]:
         """Return this frame's face boxes: a still image is searched as ``face-edge recognize`` searches a
-        photo (edge.detect.detect_still); a video frame by the face search (edge.search)."""
+        photo (edge.detect.PhotoDetector); a video frame by the face search (edge.search)."""
         if still:
             if self._still_detector is None:
-                self._still_detector = still_detector(self.settings.detector)
-            return detect_still(self._still_detector, frame)
+                self._still_detector = PhotoDetector(self.settings.detector)
+            return self._still_detector.faces(frame)
         return self.search.find(frame, self.tracker.tracks)
 
     def _new_scene(self) -> None:

@@ -96,7 +96,7 @@ class WebApp:
 
     def _enroller_for(self, analyzer: Any) -> Enroller:
         """Return an Enroller on the analyzer's own embedding and landmarks models (as ``face-edge enroll``)."""
-        from ..detect import still_detector
+        from ..detect import PhotoDetector
         from ..look import embedding_model
 
         if self._enroller is None:
@@ -106,7 +106,7 @@ class WebApp:
             if model.manifest.crop.aligned and analyzer.landmarker is None:
                 raise BundleError("the embedding bundle aligns faces by their landmarks, but no landmarks bundle is "
                                   "loaded: add 'landmarks' (models/landmarks) to models.bundles")
-            self._enroller = Enroller(model, FaceChecker(still_detector(self.settings.detector), MIN_SHARPNESS),
+            self._enroller = Enroller(model, FaceChecker(PhotoDetector(self.settings.detector), MIN_SHARPNESS),
                                       keep_photos=self.settings.recognition.keep_photos,
                                       landmarker=analyzer.landmarker)
         return self._enroller

@@ -1,7 +1,7 @@
 """A model (bundle or training RUN) and the edge image API that finds and crops faces for it.
 
 Faces are found and cut exactly as ``face-edge recognize`` does (:class:`edge.api.Analyzer`:
-Haar at full resolution with ``edge.detect.detect_still``, each model's crop through
+Haar at full resolution with ``edge.detect.PhotoDetector``, each model's crop through
 ``edge.look.look_at``, aligned crops from a landmarks bundle), so a bundle's predictions are
 the device's. A RUN folder's Keras model (:class:`KerasFaceModel`) is looked at on the same
 crops, so a run and its bundle are compared on equal terms.
