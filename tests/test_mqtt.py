@@ -209,15 +209,18 @@ def test_the_loop_never_waits_for_a_broker_that_is_away(models, tmp_path, away):
         broker.kill() if away == "killed" else broker.pause()
         frames = 0
         started = time.monotonic()
-        while frames < 200 and time.monotonic() - started < 120:
+        made = lambda: outputs.mqtt.stats()["dropped"] + outputs.mqtt.stats()["queued"]  # noqa: E731
+        # At least 200 frames, and on until the loop has made 3 events (on a loaded machine the model
+        # worker names the astronaut later, so 200 frames alone may hold fewer).
+        while (frames < 200 or made() < 3) and time.monotonic() - started < 120:
             pipeline.step()
             frames += 1
         loop_thread = threading.get_ident()
-        assert frames == 200
         st = outputs.mqtt.stats()
+        assert frames >= 200
         assert st["dropped"] + st["queued"] >= 3           # the loop went on making events
         assert loop_thread not in callers
-        print(f"\n{away} broker: 200 frames in {time.monotonic() - started:.2f} s, {st}")
+        print(f"\n{away} broker: {frames} frames in {time.monotonic() - started:.2f} s, {st}")
     finally:
         broker.stop()
         pipeline.close()
