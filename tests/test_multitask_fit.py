@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge.bundle import parse_manifest
-from edge.views import PRESETS
+from edge.views import DEFAULT_MAX_CALLS, PRESETS
 from trainer.multitask.views_choice import choose_views
 from tests.conftest import shared_path
 from trainer.cli import main as face_train
@@ -52,7 +52,8 @@ def test_run_folder_is_a_valid_multitask_manifest_with_masked_labels(tiny_run):
     assert manifest.output("gender").labels == ("female",)
     training = tiny_run.info["training"]  # the default --views auto: chosen on validation, written to the manifest
     assert set(training["views_comparison_val"]) == set(PRESETS) and manifest.views == PRESETS[training["views"]]
-    assert training["views"] == choose_views(training["views_comparison_val"])
+    assert training["views"] == choose_views(training["views_comparison_val"], DEFAULT_MAX_CALLS)
+    assert len(manifest.views) <= DEFAULT_MAX_CALLS
     _, faces, labels = tiny_run.samples()
     assert faces.dtype == np.uint8 and faces.shape[1:] == (96, 96, 3)
     utk = labels["gender"].reshape(-1) >= 0

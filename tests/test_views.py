@@ -113,6 +113,11 @@ def test_views_are_chosen_by_mean_rank_over_the_heads_ties_to_fewer_calls():
     assert choose_views(table) == "mirror"     # ranks: plain 5, mirror 3, crops 4
     same = {n: row(6.0, 0.9, 0.6, 0.8, c) for n, c in (("plain", 1), ("mirror", 2), ("crops", 12))}
     assert choose_views(same) == "plain"       # nothing gained: the fewest calls
+    table["crops"]["ethnicity_accuracy"] = 0.80
+    assert choose_views(table, max_calls=2) == "mirror"   # crops ranks best but makes 12 calls
+    assert choose_views(table, max_calls=1) == "plain"
+    with pytest.raises(ValueError, match="at most 0 model calls"):
+        choose_views(table, max_calls=0)
     assert "| **mirror** (chosen) | 2 | 5.90 | 0.930 |" in views_table_md(table, "mirror")
 
 

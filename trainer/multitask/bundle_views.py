@@ -21,7 +21,7 @@ from edge.bundle import CARD, SIGNATURE, load_bundle
 from edge.crop import CropSpec
 from edge.models import FaceModel
 from edge.runtime import get_runtime
-from edge.views import PLAIN, PRESETS, View, apply_view
+from edge.views import DEFAULT_MAX_CALLS, PLAIN, PRESETS, View, apply_view
 
 from converters.parity import latency_ms
 
@@ -60,8 +60,10 @@ def _split_data(manifest: Any, data_dir: Path, cache_dir: Optional[str]) -> Any:
 
 
 def tune_bundle_views(bundle_dir: str | Path, data_dir: str | Path, version: Optional[str] = None,
-                      cache_dir: Optional[str] = None, threads: int = 2) -> dict[str, Any]:
-    """Choose, measure and write the views of the multitask bundle in ``bundle_dir``; return the new metrics."""
+                      cache_dir: Optional[str] = None, threads: int = 2,
+                      max_calls: Optional[int] = DEFAULT_MAX_CALLS) -> dict[str, Any]:
+    """Choose (among presets of at most ``max_calls`` model calls), measure and write the views of the
+    multitask bundle in ``bundle_dir``; return the new metrics."""
     from converters.bundle_writer import publish, staging_folder, write_manifest
 
     folder = Path(bundle_dir)
@@ -77,7 +79,7 @@ def tune_bundle_views(bundle_dir: str | Path, data_dir: str | Path, version: Opt
                       num_threads=threads)
     val, test = data.splits["val"], data.splits["test"]
     table = score_presets(per_view_outputs(model, val.faces, distinct_views(PRESETS)), val.labels())
-    chosen = choose_views(table)
+    chosen = choose_views(table, max_calls)
     views, threshold = PRESETS[chosen], table[chosen]["gender_threshold"]
     test_out = averaged(per_view_outputs(model, test.faces, list(views)), views)
     baseline = (manifest.extra.get("data") or {}).get("age_train_mean")
@@ -96,14 +98,16 @@ def tune_bundle_views(bundle_dir: str | Path, data_dir: str | Path, version: Opt
                                "int8_ms_per_face": ms}
     outputs = tuple(replace(o, thresholds=(threshold,)) if o.name == "gender" else o for o in manifest.outputs)
     new = replace(manifest, views=views, outputs=outputs, metrics=metrics, version=version or manifest.version)
-    command = f"face-train views {folder} --data {data_dir}" + (f" --version {version}" if version else "")
+    command = (f"face-train views {folder} --data {data_dir}" + (f" --version {version}" if version else "")
+               + (f" --max-calls {max_calls}" if max_calls != DEFAULT_MAX_CALLS else ""))
     with staging_folder(folder) as tmp:
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
         card = tmp / CARD
         text = with_rebuild_line(card.read_text(encoding="utf-8") if card.is_file() else "", command)
         text = with_facts(text, new.version, threshold)
         card.write_text(with_views_section(text,
-                                           views_section(table, chosen, scores["summary"], new.version, command, ms)),
+                                           views_section(table, chosen, scores["summary"], new.version, command, ms,
+                                                         max_calls)),
                         encoding="utf-8")
         write_manifest(tmp, new)
         load_bundle(tmp)  # every hash and the new manifest check out before the swap
@@ -112,15 +116,17 @@ def tune_bundle_views(bundle_dir: str | Path, data_dir: str | Path, version: Opt
 
 
 def views_section(table: dict[str, dict[str, Any]], chosen: str, held: dict[str, Any], version: str,
-                  command: str, ms_per_face: float) -> str:
+                  command: str, ms_per_face: float, max_calls: Optional[int] = None) -> str:
     """Return the model-card section of a views choice: validation table and held-out test figures."""
     return "\n".join([
         f"{CARD_HEADING} (version {version})", "",
         "Every output is the mean over views of the face listed in the manifest (`views`, `edge/views.py`): `plain` "
         "is the face alone, `mirror` adds its mirror image, `crops` adds mirrored 90% crops centred and moved 4% "
         "left, right, up and down. Chosen on the validation split with the int8 model through edge's FaceModel "
-        "(gender at each preset's own tuned threshold), best mean rank over the four heads, ties to fewer calls "
-        f"(`{command}`):", "",
+        "(gender at each preset's own tuned threshold), best mean rank over the four heads, ties to fewer calls"
+        + (f", among the presets of at most {max_calls} model calls per face (the others are measured for "
+           "comparison only: the live loop waits for these calls on every new face)" if max_calls else "")
+        + f" (`{command}`):", "",
         views_table_md(table, chosen), "",
         f"Held-out test figures of the int8 model with `{chosen}` ({table[chosen]['calls']} model calls per face, "
         f"{ms_per_face:.1f} ms per face on one thread here, gender threshold "

@@ -1,11 +1,11 @@
 """Choose the multitask model's test-time views (edge.views presets) on the validation split."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from edge.views import PRESETS, View
+from edge.views import DEFAULT_MAX_CALLS, PRESETS, View
 
 from ..evaluate.classification import tune_thresholds
 from . import report
@@ -46,9 +46,13 @@ def compare_views(model: Any, faces: np.ndarray, labels: Mapping[str, np.ndarray
     return score_presets(per_view, labels, presets)
 
 
-def choose_views(table: Mapping[str, Mapping[str, Any]]) -> str:
-    """Return the preset with the best mean rank over FIGURES (ties: the one with fewer model calls)."""
-    names = list(table)
+def choose_views(table: Mapping[str, Mapping[str, Any]], max_calls: Optional[int] = None) -> str:
+    """Return the preset with the best mean rank over FIGURES among those of at most ``max_calls`` model calls
+    per face (all when None; ties: the one with fewer calls)."""
+    names = [n for n in table if max_calls is None or table[n]["calls"] <= max_calls]
+    if not names:
+        calls = ", ".join(f"{n}: {row['calls']}" for n, row in table.items())
+        raise ValueError(f"no views preset makes at most {max_calls} model calls per face ({calls})")
     ranks = {n: 0.0 for n in names}
     for figure, lower in FIGURES.items():
         ordered = sorted(names, key=lambda n: table[n][figure] if lower else -table[n][figure])

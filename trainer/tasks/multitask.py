@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from edge.crop import CropSpec
-from edge.views import PRESETS, View, parse_views, views_to_list
+from edge.views import DEFAULT_MAX_CALLS, PRESETS, View, parse_views, views_to_list
 
 from ..errors import DataError
 from ..run import Run, command_line, input_spec, write_run
@@ -72,7 +72,11 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                              "manifest, used for the gender threshold and every figure): 'plain' one model call per "
                              "face, 'mirror' the face and its mirror image (2 calls), 'crops' mirror x 6 zoomed or "
                              "shifted crops (12 calls); 'auto' (default) scores all three on validation and keeps the "
-                             "best mean rank over the four heads (ties: fewer calls)")
+                             "best mean rank over the four heads (ties: fewer calls) among those of at most "
+                             "--max-calls calls")
+    parser.add_argument("--max-calls", type=int, default=DEFAULT_MAX_CALLS,
+                        help=f"with --views auto: the most model calls per face the chosen views may make (default "
+                             f"{DEFAULT_MAX_CALLS}: face + mirror)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation files after fitting")
     parser.add_argument("--prepare-only", action="store_true",
                         help="only crop the faces and cache the lower-backbone features, then stop")
@@ -251,7 +255,7 @@ def fit(args: argparse.Namespace) -> Run:
     # The gender threshold is tuned on validation with the views the device will average over.
     candidates = PRESETS if args.views == "auto" else {args.views: PRESETS[args.views]}
     table = compare_views(model, val.faces, val.labels(), candidates)
-    views_name = choose_views(table)
+    views_name = choose_views(table, args.max_calls if args.views == "auto" else None)
     threshold = float(table[views_name]["gender_threshold"])
     views_comparison = table if args.views == "auto" else None
     views = PRESETS[views_name]
