@@ -128,6 +128,9 @@ def overlay_picture(out: Path, frame_index: int = 70) -> None:
 
     settings = load_settings(REPO / "edge.yaml")
     settings.source.realtime = False
+    # Whole-frame search on every frame: which faces the picture shows must not depend on how far the
+    # background search got on this machine (live, a face the search has not reached yet is unlabelled).
+    settings.detector.full_frame_every = 1
     keep = Keep()
     pipeline = Pipeline(settings, sinks=[keep])
     # Each frame waits for the looks it handed to the model worker, so the picture does not depend on
