@@ -40,6 +40,7 @@ def _load_tensorflow() -> Any:
 # Lines of the runtimes' native log that say nothing a user can act on.
 NATIVE_NOISE = ("Created TensorFlow Lite XNNPACK delegate",)
 _STDERR_LOCK = threading.RLock()
+_DROPPED: list[str] = []       # the noise lines dropped so far (a check asks whether XNNPACK started)
 
 
 @contextlib.contextmanager
@@ -70,8 +71,17 @@ def native_stderr_filtered(noise: Sequence[str] = NATIVE_NOISE) -> Iterator[None
                 captured.seek(0)
                 lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
                 kept = "".join(line for line in lines if not any(n in line for n in noise))
+                _DROPPED.extend(line.rstrip("\n") for line in lines if any(n in line for n in noise))
+                del _DROPPED[:-100]
                 if kept:
                     os.write(2, kept.encode("utf-8"))
+
+
+def dropped_native_lines() -> list[str]:
+    """Return the native log lines :func:`native_stderr_filtered` has kept off stderr in this process
+    (the latest 100), e.g. LiteRT's "Created TensorFlow Lite XNNPACK delegate for CPU."."""
+    with _STDERR_LOCK:
+        return list(_DROPPED)
 
 
 _LOADERS: dict[str, Callable[[], Any]] = {

@@ -112,7 +112,7 @@ def replay(models_dir: Path, outputs: Path | None) -> dict[str, Any]:
     from edge.bundle import load_bundle
     from edge.models import FaceModel
     from edge.push import compare_golden
-    from edge.runtime import get_runtime
+    from edge.runtime import dropped_native_lines, get_runtime
 
     runtime = get_runtime("auto")
     features = cpu_features()
@@ -143,6 +143,7 @@ def replay(models_dir: Path, outputs: Path | None) -> dict[str, Any]:
             for i, face in enumerate(faces):
                 for spec, y in zip(model.manifest.outputs, model.raw_outputs(model.preprocess(face[..., ::-1].copy()))):
                     saved[f"{name}/{spec.name}/{i}"] = y
+    native += dropped_native_lines()  # edge.runtime keeps LiteRT's XNNPACK notice off stderr
     report["xnnpack"] = any("XNNPACK delegate" in ln for ln in native)
     report["native_messages"] = sorted(set(native))[:8]
     if outputs is not None:
