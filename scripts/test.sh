@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/project_venv.sh
-apt_install test.sh "the tests need Xvfb for a real window, sshd and rsync for push, systemd-analyze for the unit, mosquitto as the MQTT broker, Chromium for the web page, libGL/GLib for OpenCV; python3-venv makes the project's .venv" \
-  xvfb openssh-server rsync systemd mosquitto chromium libgl1 "$(glib_package)" $(venv_package)
+apt_install test.sh "the tests need Xvfb for a real window, sshd and rsync for push, systemd-analyze for the unit, mosquitto as the MQTT broker, Chromium for the web page (libatomic for Playwright's driver), libGL/GLib for OpenCV; python3-venv makes the project's .venv" \
+  xvfb openssh-server rsync systemd mosquitto chromium libatomic1 libgl1 "$(glib_package)" $(venv_package)
 project_venv test.sh edge,trainer,dev,mqtt,web
 exec "$VENV_PY" -m pytest -q -ra "$@"
