@@ -77,6 +77,7 @@ class RecognitionSettings:
 
     gallery: str = "gallery/gallery.npz"
     threshold: Optional[float] = None  # cosine distance; None = calibrated from the gallery
+    min_face_px: int = 40              # narrower faces are shown but not named (edge.gallery.MIN_NAME_FACE_PX)
     keep_photos: bool = False          # keep enrollment crops so a model change can re-embed
 
 
@@ -232,6 +233,7 @@ def _check_ranges(s: Settings) -> None:
         ("tracker.vote_min", 1 <= s.tracker.vote_min <= s.tracker.vote_window,
          "between 1 and tracker.vote_window"),
         ("models.num_threads", s.models.num_threads >= 1, "at least 1"),
+        ("recognition.min_face_px", s.recognition.min_face_px >= 0, "0 (name every face) or more pixels"),
         ("source.width", s.source.width > 0, "positive"),
         ("source.height", s.source.height > 0, "positive"),
         ("source.fps", s.source.fps > 0, "positive"),

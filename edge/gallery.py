@@ -49,6 +49,15 @@ strangers with 2 / 15 / 30 / 50 people enrolled; the gallery's own 5 % nearest-i
 quantile 11 / 9 / 7 / 6 % (15 people: 95 % of enrolled faces named); the rule above
 4 / 3 / 2 / 1 % while naming 97 / 93 / 91 / 88 % of enrolled faces.
 
+Small faces are not named (:data:`MIN_NAME_FACE_PX`, ``recognition.min_face_px``): a face
+narrower than that is still found, tracked and described, but its embedding is not matched, so a
+person far from the camera stays unnamed until they come closer. 40 px is the smallest face dlib's
+HOG detector finds in face_recognition's pipeline (its 80 px window on a twice-enlarged image).
+Measured on the celeba_wild people that are not held out (8 random galleries of 15 people, 3 photos
+each, the rest as strangers): naming every face named 3.5 % of strangers and 86.4 % of enrolled
+faces correctly; from 40 px, 2.4 % and 90.9 % of the faces it names or declines (19 % of faces
+were under 40 px).
+
 Files are written atomically (temporary file in the same folder, fsync, ``os.replace``) with
 mode 0600, and the temporary file is read back and checked before it replaces the old one:
 a crash or a bad write leaves the previous gallery intact.
@@ -78,6 +87,7 @@ FILE_MODE = 0o600
 STRANGER_ACCEPT_RATE = 0.05    # share of (simulated) strangers the calibrated threshold lets through
 FLOOR_FRACTION = 0.5           # the calibrated threshold never goes below this x the ceiling
 DEFAULT_THRESHOLD = 0.4        # only when neither config nor the model's manifest gives one
+MIN_NAME_FACE_PX = 40          # narrower faces are not matched (module docstring)
 MAX_NAME_LENGTH = 64
 PHOTO_SPEC = CropSpec(size=160, margin=0.6, shift_y=0.0)
 _FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|')
@@ -254,6 +264,7 @@ class Gallery:
         self.threshold_override = threshold
         self.model_threshold = model_threshold
         self.impostor_tail = impostor_tail
+        self.min_face_px = MIN_NAME_FACE_PX
         self.created = _now()
         self.photo_spec: Optional[CropSpec] = None
         self._people: list[str] = []
@@ -696,6 +707,8 @@ def open_gallery(recognition: Any, manifest: Any) -> Gallery:
     The config's ``recognition.threshold`` overrides; the manifest's ``recognition.threshold``
     bounds the calibrated threshold and its ``impostor_tail`` calibrates it (see the module docstring).
     """
-    return Gallery.load(recognition.gallery, manifest.name, manifest.version,
-                        threshold=recognition.threshold, **model_calibration(manifest))
+    gallery = Gallery.load(recognition.gallery, manifest.name, manifest.version,
+                           threshold=recognition.threshold, **model_calibration(manifest))
+    gallery.min_face_px = int(getattr(recognition, "min_face_px", MIN_NAME_FACE_PX))
+    return gallery
 

@@ -47,7 +47,8 @@ def embedding_model(models: Mapping[str, FaceModel]) -> Optional[FaceModel]:
 def look_at(frame: np.ndarray, box: Box, models: Mapping[str, FaceModel], landmarker: Optional[Landmarker] = None,
             gallery: Any = None, skip: frozenset[str] = frozenset()) -> Look:
     """Return the Look of the face in ``box``: every model but the landmarks (which only align) and those
-    in ``skip`` runs once; the embedding is matched against ``gallery`` when one is given.
+    in ``skip`` runs once; the embedding is matched against ``gallery`` when one is given and the face is
+    at least ``gallery.min_face_px`` wide (a narrower one is listed in ``skipped`` under "recognition").
 
     A model whose input cannot be made (alignment) is listed in ``skipped``; one that raises is
     listed in ``failed`` under its own name, or under the landmarks model's when that one broke.
@@ -73,7 +74,12 @@ def look_at(frame: np.ndarray, box: Box, models: Mapping[str, FaceModel], landma
         if model is embedder:
             look.vector = next((h.vector for h in prediction.heads.values() if h.vector is not None), None)
             if look.vector is not None and gallery is not None:
-                look.match = gallery.match(look.vector)
+                smallest = int(getattr(gallery, "min_face_px", 0))
+                if box[2] < smallest:
+                    look.skipped["recognition"] = (f"face {int(box[2])} px wide, under recognition.min_face_px "
+                                                   f"{smallest}: too small to name")
+                else:
+                    look.match = gallery.match(look.vector)
     if inputs.has_points:
         look.points = inputs.points()
     return look

@@ -75,6 +75,33 @@ def test_api_finds_small_faces_and_answers_like_one_look(models_dir: Path, tmp_p
         api.load_image(tmp_path / "edge.yaml")
 
 
+def test_faces_under_min_face_px_are_shown_unnamed_and_say_why(tmp_path: Path, models_dir: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(shared_path(*EXAMPLES, "obama.jpg"), photos / "obama.jpg")
+    config = write_config(tmp_path, models_dir)
+    assert main(["enroll", "obama", "--from", str(photos), "--config", str(config)]) == 0
+    image = api.load_image(photos / "obama.jpg")
+    analyzer = api.Analyzer.from_config(config)
+    assert analyzer.settings.recognition.min_face_px == 40            # the default
+    box = analyzer.face_locations(image)[0]
+    scale = 36.0 / box[2]                                             # the same face, 36 px wide
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(tmp_path / "small.png"), small)
+    face = analyzer.analyze(small)[0]
+    assert face.box[2] < 40 and face.name is None and face.distance is None
+    assert "too small to name" in face.skipped["recognition"] and face.embedding is not None
+    assert analyzer.analyze(image)[0].name == "obama"                  # large enough: named
+    capsys.readouterr()
+    assert main(["recognize", str(tmp_path / "small.png"), "--config", str(config)]) == 0
+    assert "unknown" in capsys.readouterr().out.split("too small to name")[0]
+    lowered = yaml.safe_load(config.read_text())
+    lowered["recognition"]["min_face_px"] = 0
+    config.write_text(yaml.safe_dump(lowered))
+    assert api.Analyzer.from_config(config).analyze(small)[0].distance is not None   # matched again
+
+
 # ---- the shipped bundles on the face_recognition examples -------------------------------------------------
 
 SHIPPED = REPO / "models"
