@@ -186,3 +186,22 @@ def test_models_views_false_runs_one_call_per_face(tmp_path):
     single = off["multitask"].raw_outputs(off["multitask"].preprocess(face))
     for got, y in zip(off["multitask"].outputs(face), single):
         np.testing.assert_array_equal(got, y)
+
+
+def test_held_out_breakdown_has_decades_gender_by_ethnicity_and_emotion_recall():
+    from trainer.multitask.report import breakdown_md, head_metrics
+
+    nan = float("nan")
+    labels = {"age": np.array([5.0, 25.0, 27.0, 85.0, nan, nan]),
+              "gender": np.array([0, 1, 1, 0, -1, -1]),
+              "ethnicity": np.array([0, 0, 2, 2, -1, -1]),
+              "emotion": np.array([-1, -1, -1, -1, 3, 4])}
+    out = {"age": np.array([[7.0], [25.0], [30.0], [70.0], [30.0], [30.0]]),
+           "gender": np.array([[0.1], [0.9], [0.2], [0.3], [0.5], [0.5]]),
+           "ethnicity": np.eye(5)[[0, 0, 2, 2, 0, 0]],
+           "emotion": np.eye(7)[[0, 0, 0, 0, 3, 3]]}
+    text = breakdown_md(head_metrics(out, labels, 0.5), out, labels, 0.5)
+    assert "| 0-9 | 1 | 2.00 |" in text and "| 20-29 | 2 | 1.50 |" in text and "| 80+ | 1 | 15.00 |" in text
+    assert "| white | 2 | 1.000 |" in text and "| asian | 2 | 0.500 |" in text
+    assert "| happy | 1 | 1.000 |" in text and "| sad | 1 | 0.000 |" in text
+    assert "| angry | 0 | - |" in text

@@ -105,10 +105,11 @@ def tune_bundle_views(bundle_dir: str | Path, data_dir: str | Path, version: Opt
         card = tmp / CARD
         text = with_rebuild_line(card.read_text(encoding="utf-8") if card.is_file() else "", command)
         text = with_facts(text, new.version, threshold)
-        card.write_text(with_views_section(text,
-                                           views_section(table, chosen, scores["summary"], new.version, command, ms,
-                                                         max_calls)),
-                        encoding="utf-8")
+        section = views_section(table, chosen, scores["summary"], new.version, command, ms, max_calls)
+        section += ("\n" + f"Held-out breakdown of the int8 model with `{chosen}` (the shipped default; the "
+                    "columns of the emotion table are the predicted class):\n\n"
+                    + report.breakdown_md(scores, test_out, test.labels(), threshold) + "\n")
+        card.write_text(with_views_section(text, section), encoding="utf-8")
         write_manifest(tmp, new)
         load_bundle(tmp)  # every hash and the new manifest check out before the swap
         publish(tmp, folder)

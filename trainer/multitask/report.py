@@ -67,6 +67,39 @@ def head_metrics(out: Outputs, labels: Mapping[str, np.ndarray], gender_threshol
             "ethnicity": ethnicity}
 
 
+AGE_DECADES = tuple((lo, lo + 10) for lo in range(0, 80, 10)) + ((80, 200),)
+
+
+def breakdown_md(scores: Mapping[str, Any], out: Outputs, labels: Mapping[str, np.ndarray],
+                 gender_threshold: float) -> str:
+    """Return Markdown of a model's held-out breakdown: age MAE per decade, gender accuracy per ethnicity,
+    emotion recall per class and the emotion confusion matrix (``scores``: :func:`head_metrics`)."""
+    age_t, age_p = np.asarray(labels["age"], float), out["age"][:, 0]
+    known = ~np.isnan(age_t)
+    rows = ["| true age | faces | age MAE |", "|---|---:|---:|"]
+    for lo, hi in AGE_DECADES:
+        sel = known & (np.nan_to_num(age_t) >= lo) & (np.nan_to_num(age_t) < hi)
+        if sel.any():
+            label = f"{lo}+" if hi > 150 else f"{lo}-{hi - 1}"
+            rows.append(f"| {label} | {int(sel.sum())} | {float(np.mean(np.abs(age_t[sel] - age_p[sel]))):.2f} |")
+    g_t = np.asarray(labels["gender"]).reshape(-1)
+    g_p = (out["gender"][:, 0] >= gender_threshold).astype(int)
+    e_t = np.asarray(labels["ethnicity"])
+    rows += ["", "| ethnicity | faces | gender accuracy |", "|---|---:|---:|"]
+    for k, name in enumerate(ETHNICITIES):
+        sel = (g_t >= 0) & (e_t == k)
+        if sel.any():
+            rows.append(f"| {name} | {int(sel.sum())} | {float(np.mean(g_t[sel] == g_p[sel])):.3f} |")
+    cm = np.asarray(scores["emotion"]["confusion"])
+    rows += ["", "| true emotion | faces | recall | " + " | ".join(EMOTIONS) + " |",
+             "|---|---:|---:|" + "---:|" * len(EMOTIONS)]
+    for i, name in enumerate(EMOTIONS):
+        n = int(cm[i].sum())
+        recall = f"{cm[i, i] / n:.3f}" if n else "-"
+        rows.append(f"| {name} | {n} | {recall} | " + " | ".join(str(int(v)) for v in cm[i]) + " |")
+    return "\n".join(rows)
+
+
 FAIRNESS_METRICS_NAMES = ("age_mae", "age_group_accuracy", "gender_accuracy", "ethnicity_accuracy")
 
 
