@@ -16,7 +16,7 @@ turn ``--rounds`` times (A B C D A B C D ...) so that a change in the machine's 
 
 Printed: frames/s (median over the rounds) and its ratio to A, CPU ms per frame, live frames sent,
 MQTT sent/queued/dropped; resident memory before the web page, with the page open, and after the
-first POST /api/recognize (which loads the page's own copy of the models). The floor of issue 20 is
+first POST /api/recognize (answered on the loop's own models, on its model worker). The floor of issue 20 is
 B, C and D within 5 % of A. The page's client is another process on this machine (a real browser would
 run on another one). The load average is printed with the figures.
 """
@@ -238,7 +238,7 @@ def memory(folder: Path, tiny: bool) -> None:
     outputs.close()
     print(f"resident memory of a fresh process, 300 frames each: loop alone {alone:.1f} MB; the same loop with the "
           f"page open (live view read, polling) {open_rss:.1f} MB ({open_rss - alone:+.1f}); after the first "
-          f"POST /api/recognize (the page's own models load) {photo:.1f} MB ({photo - alone:+.1f})")
+          f"POST /api/recognize (on the loop's models) {photo:.1f} MB ({photo - alone:+.1f})")
 
 
 def measure(args: argparse.Namespace, settings: Settings, broker, folder: Path) -> None:

@@ -192,6 +192,8 @@ def test_recognize_answers_as_the_image_api_the_cli_and_the_live_loop(served, ph
     analyzer = Analyzer.from_config(settings=settings)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     assert web["faces"] == [f.to_dict() for f in analyzer.analyze(image)]
+    photo_models = get(served, "/api/status").json()["web"]        # answered on the loop's own models
+    assert photo_models["photo_models"] == "the loop's" and not photo_models["photo_models_loaded"]
     config = tmp_path / "edge.yaml"
     config.write_text(json.dumps({"models": {"dir": settings.models.dir, "bundles": settings.models.bundles},
                                   "recognition": {"gallery": settings.recognition.gallery}}))

@@ -1,10 +1,11 @@
 """What the web page and its JSON API do, apart from HTTP: status, people, enrollment, events, recognition.
 
 A :class:`WebApp` serves one running loop (``pipeline``, with its integration hub) or, for
-``face-edge serve --no-camera``, none. Photos are analysed with the image API (edge.api) on models
-of its own, loaded on first use (the loop's interpreters belong to the loop's thread), the same
-bundles the loop loaded; so ``POST /api/recognize`` answers as the loop and ``face-edge recognize``
-do. Gallery changes go through edge.people (lock, atomic write) and then to the loop, which swaps
+``face-edge serve --no-camera``, none. Photos (``POST /api/recognize``, enrollment by upload) are
+analysed with the image API (edge.api) on the loop's own models, on the loop's model worker thread
+between two looks (an interpreter must not be used by two threads at once), so no second copy of
+the models takes the Pi's memory; without a loop, on models of its own loaded on first use. Either
+way ``POST /api/recognize`` answers as the loop and ``face-edge recognize`` do. Gallery changes go through edge.people (lock, atomic write) and then to the loop, which swaps
 the saved gallery in between two frames.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 from .. import __version__
 from ..config import Settings
@@ -29,8 +30,10 @@ from .live import LiveView
 from .uploads import UploadError, decode_image
 
 log = logging.getLogger("face-edge.web")
+T = TypeVar("T")
 
 MAX_PHOTOS = 30     # per enrollment
+PHOTO_CALL_TIMEOUT_S = 120.0   # a photo request waits this long at most for the loop's model worker
 
 
 def process_rss_mb() -> dict[str, float]:
@@ -60,6 +63,8 @@ class WebApp:
         self._analyzer: Any = None
         self._enroller: Optional[Enroller] = None
         self._load_errors: list[str] = []
+        self._saved_gallery: Any = None      # the newest gallery the page saved (the loop swaps it in later)
+        self._gallery_changed = False
 
     # ---- models of its own ------------------------------------------------------------------------
     def analyzer(self) -> Any:
@@ -94,12 +99,28 @@ class WebApp:
                               "'embedding' to models.bundles (face-edge check says why it did not load)")
         return model.manifest
 
+    def _with_models(self, fn: Callable[[Any], T]) -> T:
+        """Return ``fn(analyzer)``: on the loop's own models and on its model worker thread when a loop with
+        models runs (no second copy in memory), else on the page's own models (``_models_lock`` held)."""
+        pipeline = self.pipeline
+        if pipeline is not None and getattr(pipeline, "models", None):
+            from ..api import Analyzer
+
+            def run() -> T:
+                gallery = self._saved_gallery if self._gallery_changed else pipeline.gallery
+                return fn(Analyzer(self.settings, dict(pipeline.models), gallery))
+            return pipeline.call_on_model_thread(run).result(PHOTO_CALL_TIMEOUT_S)
+        with self._models_lock:
+            return fn(self.analyzer())
+
     def _enroller_for(self, analyzer: Any) -> Enroller:
-        """Return an Enroller on the analyzer's own embedding and landmarks models (as ``face-edge enroll``)."""
+        """Return an Enroller on the analyzer's embedding and landmarks models (as ``face-edge enroll``)."""
         from ..detect import PhotoDetector
         from ..look import embedding_model
 
-        if self._enroller is None:
+        same = (self._enroller is not None and self._enroller.model is embedding_model(analyzer.models)
+                and getattr(self._enroller.landmarker, "model", None) is getattr(analyzer.landmarker, "model", None))
+        if not same:                       # first use, or the loop reloaded its models
             model = embedding_model(analyzer.models)
             if model is None:
                 raise BundleError("no embedding model is loaded: add 'embedding' to models.bundles")
@@ -114,6 +135,7 @@ class WebApp:
     def _gallery_saved(self, gallery: Any) -> None:
         """Hand a saved gallery to the loop (swapped in between two frames) and to the photo analyzer."""
         usable = gallery if gallery is not None and len(gallery) else None
+        self._saved_gallery, self._gallery_changed = usable, True
         if self.hub is not None:
             self.hub.use_gallery(usable)
         with self._models_lock:
@@ -144,7 +166,9 @@ class WebApp:
             out["integrations"] = self.hub.status()
         out["web"] = {"live_viewers": self.live.viewers if self.live else 0,
                       "live_fps_cap": self.settings.web.live_fps,
-                      "photo_models_loaded": self._analyzer is not None}
+                      "photo_models_loaded": self._analyzer is not None,
+                      "photo_models": "the loop's" if pipeline is not None and getattr(pipeline, "models", None)
+                      else ("loaded" if self._analyzer is not None else "not loaded yet")}
         return out
 
     def people(self) -> dict[str, Any]:
@@ -170,16 +194,18 @@ class WebApp:
         manifest = self._embedding_manifest()
         load_gallery(self.settings, manifest)  # a corrupt gallery or one from another model: refused before work
         result = EnrollResult()
-        with self._models_lock:
-            enroller = self._enroller_for(self.analyzer())
-            for label, data in photos:
-                try:
-                    image = decode_image(data, self.settings.web.max_image_megapixels)
-                except UploadError as exc:
-                    result.skipped.append(Skipped(label, str(exc)))
-                    continue
-                item = enroller.sample(image, label)
-                (result.samples if isinstance(item, Sample) else result.skipped).append(item)  # type: ignore[arg-type]
+        images = []
+        for label, data in photos:
+            try:
+                images.append((label, decode_image(data, self.settings.web.max_image_megapixels)))
+            except UploadError as exc:
+                result.skipped.append(Skipped(label, str(exc)))
+
+        def embed(analyzer: Any) -> list[Any]:
+            enroller = self._enroller_for(analyzer)
+            return [enroller.sample(image, label) for label, image in images]
+        for item in self._with_models(embed):
+            (result.samples if isinstance(item, Sample) else result.skipped).append(item)  # type: ignore[arg-type]
         lines = [sample_line(item) for item in [*result.samples, *result.skipped]]
         if not result.samples:   # as `face-edge enroll`: one line saying why and what to do, the gallery untouched
             return {"ok": False, "name": name, "error": cannot_enroll(name, result, "uploaded photo"), "lines": lines}
@@ -224,10 +250,11 @@ class WebApp:
         """Return every face of an uploaded image (box, name, distance, attributes) as ``face-edge recognize
         --json`` does; ``boxes``: look at these faces instead of detecting them."""
         image = decode_image(data, self.settings.web.max_image_megapixels)
-        with self._models_lock:
-            analyzer = self.analyzer()
+
+        def look(analyzer: Any) -> tuple[list[Any], Optional[float], list[str]]:
             faces = analyzer.analyze(image, boxes)   # FaceEdgeError (a model failed) answers 400 with its line
             threshold = analyzer.gallery.threshold if analyzer.gallery is not None else None
-            models = sorted(analyzer.models)
+            return faces, threshold, sorted(analyzer.models)
+        faces, threshold, models = self._with_models(look)
         return {"width": int(image.shape[1]), "height": int(image.shape[0]), "threshold": threshold,
                 "models": models, "faces": [f.to_dict() for f in faces]}
