@@ -97,8 +97,6 @@ class Analyzer:
         self.settings = settings
         self.models = models
         self.gallery = gallery
-        if gallery is not None:
-            gallery.min_face_px = settings.recognition.min_face_px
         self.landmarker = landmarker_of(models)
         self.detector = PhotoDetector(settings.detector)
 

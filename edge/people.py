@@ -15,15 +15,14 @@ import numpy as np
 from .config import Settings
 from .enroll import EnrollResult, Sample, Skipped, add_to_gallery, consistency_warnings
 from .errors import GalleryError
-from .gallery import (Gallery, check_name, describe_threshold, gallery_lock, model_calibration, people_count,
+from .gallery import (Gallery, check_name, describe_threshold, gallery_lock, open_gallery, people_count,
                       sample_count)
 
 
 def load_gallery(settings: Settings, manifest: Any) -> Gallery:
-    """Return the configured gallery for the embedding ``manifest`` (empty when the file does not exist yet)."""
-    rec = settings.recognition
-    return Gallery.load(rec.gallery, manifest.name, manifest.version, threshold=rec.threshold,
-                        **model_calibration(manifest))
+    """Return the configured gallery for the embedding ``manifest`` (empty when the file does not exist yet),
+    with the config's recognition settings, as the loop opens it (edge.gallery.open_gallery)."""
+    return open_gallery(settings.recognition, manifest)
 
 
 def sample_line(item: Union[Sample, Skipped]) -> str:

@@ -310,8 +310,6 @@ class Pipeline:
     def set_gallery(self, gallery: Any) -> None:
         """Match faces against ``gallery`` from now on (None: nobody enrolled) and have every track vote its
         name afresh; call it between frames on the loop's thread (an ``on_frame`` callback)."""
-        if gallery is not None:
-            gallery.min_face_px = self.settings.recognition.min_face_px
         self.gallery = gallery
         self.generation += 1                 # looks under way matched the old gallery: dropped when they return
         for track in self.tracker.tracks:
