@@ -58,3 +58,14 @@ def test_a_pass_over_the_file_does_not_grow_rss(tmp_path: Path) -> None:
           f"a memmap pass: +{grown_by_memmap:.0f} MB")
     assert after_write - before < 30 and peak - before < 30
     assert grown_by_memmap > 100   # the measurement sees what a mapping does
+
+
+def test_save_npz_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    from trainer.npyrows import save_npz_atomic
+
+    path = tmp_path / "chunk_00000.npz"
+    save_npz_atomic(path, a=np.arange(3))
+    save_npz_atomic(path, a=np.arange(5), b=np.ones(2))
+    with np.load(path) as data:
+        assert data["a"].tolist() == [0, 1, 2, 3, 4] and data["b"].tolist() == [1.0, 1.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["chunk_00000.npz"]

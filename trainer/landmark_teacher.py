@@ -14,7 +14,6 @@ can be compared.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -25,6 +24,7 @@ import numpy as np
 from edge.crop import Box, iou
 from edge.detect import HaarDetector
 from trainer.errors import DataError
+from trainer.npyrows import save_npz_atomic
 from trainer.teacher import DEFAULT_DIR as TEACHER_DIR
 from trainer.teacher import dataset_files, hog_like, padded
 
@@ -98,9 +98,7 @@ def build_labels(name: str, data_root: Path, cache_dir: Path = DEFAULT_DIR, chun
             continue
         part = paths[k:k + chunk]
         arrays = label_files(part, pad, haar)
-        tmp = target.with_suffix(".tmp.npz")
-        np.savez(tmp, paths=np.array([str(p.relative_to(data_root)) for p in part]), **arrays)
-        os.replace(tmp, target)
+        save_npz_atomic(target, paths=np.array([str(p.relative_to(data_root)) for p in part]), **arrays)
     return folder
 
 

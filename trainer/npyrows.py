@@ -159,3 +159,11 @@ class NpyRows:
             self.close()
         except OSError:
             pass
+
+
+def save_npz_atomic(path: Path, **arrays: Any) -> None:
+    """Write ``arrays`` to the .npz file ``path`` through a temporary file beside it, so a killed run leaves
+    the old file or none, never a partial one (resumable caches skip files that exist)."""
+    tmp = Path(path).with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)

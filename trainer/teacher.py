@@ -25,6 +25,7 @@ import numpy as np
 from edge.crop import Box, iou
 from edge.detect import HaarDetector
 from trainer.errors import DataError
+from trainer.npyrows import save_npz_atomic
 
 DEFAULT_DIR = Path(os.environ.get("FACE_EDGE_CACHE", "/work/cache")) / "teacher"
 
@@ -216,9 +217,7 @@ def build_cache(name: str, data_root: Path, cache_dir: Path = DEFAULT_DIR, chunk
         part = paths[k:k + chunk]
         arrays = describe_files(part, teacher, haar, pad, aligned)
         rel = np.array([str(p.relative_to(data_root)) for p in part])
-        tmp = target.with_suffix(".tmp.npz")
-        np.savez(tmp, paths=rel, haar_mapped=np.array(True), **arrays)
-        os.replace(tmp, target)
+        save_npz_atomic(target, paths=rel, haar_mapped=np.array(True), **arrays)
     return folder
 
 
@@ -243,9 +242,7 @@ def refresh_haar_rows(name: str, data_root: Path, cache_dir: Path = DEFAULT_DIR)
             data["vectors"][i] = teacher.encode(np.ascontiguousarray(frame[:, :, ::-1]), box)
             data["boxes"][i] = (box[0] - ox, box[1] - oy, box[2], box[3])
         data["haar_mapped"] = np.array(True)
-        tmp = chunk.with_suffix(".tmp.npz")
-        np.savez(tmp, **data)
-        os.replace(tmp, chunk)
+        save_npz_atomic(chunk, **data)
         count += len(rows)
     return count
 

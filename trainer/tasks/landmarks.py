@@ -36,6 +36,7 @@ from edge.crop import CropSpec, crop_face
 
 from ..data.identities import celeba_wild_split
 from ..errors import DataError
+from ..npyrows import save_npz_atomic
 from ..run import Run, command_line, input_spec, update_run, write_run
 
 NAME = "landmarks"
@@ -140,9 +141,7 @@ def context_faces(name: str, data_root: Path, labels_dir: Optional[Path], limit:
            "identity": np.array(_identities(name, data_root, labels["paths"][rows]))}
     out = {k: (v.astype(np.float32) if v.dtype == np.float64 else v) for k, v in out.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **out)
-    tmp.replace(path)
+    save_npz_atomic(path, **out)
     return out
 
 
