@@ -60,7 +60,8 @@ class WebApp:
         self.events = events or EventLog(settings.web.events_kept)
         self.started = time.time()
         self._models_lock = threading.Lock()
-        self._analyzer: Any = None
+        self._analyzer: Any = None           # models of its own (no loop), loaded on first use
+        self._loop_analyzer: Any = None      # on the loop's models; used on the loop's model worker only
         self._enroller: Optional[Enroller] = None
         self._load_errors: list[str] = []
         self._saved_gallery: Any = None      # the newest gallery the page saved (the loop swaps it in later)
@@ -107,8 +108,11 @@ class WebApp:
             from ..api import Analyzer
 
             def run() -> T:
-                gallery = self._saved_gallery if self._gallery_changed else pipeline.gallery
-                return fn(Analyzer(self.settings, dict(pipeline.models), gallery))
+                models = pipeline.models                 # replaced whole when the loop reloads its models
+                if self._loop_analyzer is None or self._loop_analyzer.models is not models:
+                    self._loop_analyzer = Analyzer(self.settings, models)   # its detector loads two cascades
+                self._loop_analyzer.gallery = self._saved_gallery if self._gallery_changed else pipeline.gallery
+                return fn(self._loop_analyzer)
             return pipeline.call_on_model_thread(run).result(PHOTO_CALL_TIMEOUT_S)
         with self._models_lock:
             return fn(self.analyzer())
