@@ -209,7 +209,10 @@ def test_the_loop_never_waits_for_a_broker_that_is_away(models, tmp_path, away):
         broker.kill() if away == "killed" else broker.pause()
         frames = 0
         started = time.monotonic()
-        made = lambda: outputs.mqtt.stats()["dropped"] + outputs.mqtt.stats()["queued"]  # noqa: E731
+
+        def made() -> int:
+            st = outputs.mqtt.stats()
+            return st["dropped"] + st["queued"]
         # At least 200 frames, and on until the loop has made 3 events (on a loaded machine the model
         # worker names the astronaut later, so 200 frames alone may hold fewer).
         while (frames < 200 or made() < 3) and time.monotonic() - started < 120:

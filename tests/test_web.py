@@ -7,7 +7,6 @@ import os
 import socket
 import stat
 import struct
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 from edge.api import Analyzer
 from edge.cli import main
 from edge.errors import WebError
-from edge.outputs import attach_outputs
 from edge.pipeline import Pipeline
 from edge.sources import ImageFolder
 from edge.web.app import WebApp
@@ -27,7 +25,7 @@ from edge.web.auth import load_or_create_token
 from edge.web.server import ROUTES, WebServer
 
 from .helpers.http import call, multipart
-from .helpers.live_setup import build_models, demo_frames, jpeg, make_settings
+from .helpers.live_setup import build_models, demo_frames, jpeg, make_settings, served_loop
 
 ONE_FACE = (0, 10, 20)     # demo frames with the astronaut alone
 TWO_FACES = 60             # ... and with her mirrored copy
@@ -56,15 +54,9 @@ def served(models, tmp_path_factory):
     folder = tmp_path_factory.mktemp("served")
     settings = make_settings(models, folder, web={"enabled": True, "port": 0})
     settings.source.realtime = True
-    pipeline = Pipeline(settings)
-    outputs = attach_outputs(pipeline, settings)
-    thread = threading.Thread(target=pipeline.run, daemon=True)
-    thread.start()
-    yield {"url": outputs.web.url.rstrip("/"), "settings": settings, "pipeline": pipeline, "outputs": outputs,
-           "folder": folder}
-    pipeline.stop()
-    thread.join(10)
-    outputs.close()
+    with served_loop(settings) as (pipeline, outputs):
+        yield {"url": outputs.web.url.rstrip("/"), "settings": settings, "pipeline": pipeline, "outputs": outputs,
+               "folder": folder}
 
 
 def get(served, path, **kw):

@@ -5,20 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from edge.outputs import attach_outputs
-from edge.pipeline import Pipeline
 from edge.web.app import WebApp
 from edge.web.auth import load_or_create_token
 from edge.web.server import WebServer
 
 from .conftest import REPO
-from .helpers.live_setup import build_models, demo_frames, enroll_astronaut, jpeg, make_settings
+from .helpers.live_setup import build_models, demo_frames, enroll_astronaut, jpeg, make_settings, served_loop
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -50,10 +47,6 @@ def site(tmp_path_factory):
     models = build_models(folder / "models")
     settings = make_settings(models, folder, web={"enabled": True, "port": 0})
     settings.source.realtime = True
-    pipeline = Pipeline(settings)
-    outputs = attach_outputs(pipeline, settings)
-    thread = threading.Thread(target=pipeline.run, daemon=True)
-    thread.start()
     photos = folder / "photos"
     photos.mkdir()
     frames = demo_frames([0, 10, 20, 60])
@@ -61,10 +54,8 @@ def site(tmp_path_factory):
         (photos / f"ada-{i:03d}.jpg").write_bytes(jpeg(frame))
     (photos / "group.jpg").write_bytes(jpeg(frames[-1]))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    yield {"url": outputs.web.url, "photos": photos, "settings": settings, "models": models}
-    pipeline.stop()
-    thread.join(10)
-    outputs.close()
+    with served_loop(settings) as (_, outputs):
+        yield {"url": outputs.web.url, "photos": photos, "settings": settings, "models": models}
 
 
 def wait_js(page, expression: str, timeout: float = 30.0) -> None:

@@ -7,8 +7,10 @@ enrolled through edge.enroll from frames of that clip.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -88,3 +90,22 @@ def enroll_astronaut(settings: Settings, name: str = "Eileen", frames: Sequence[
         (result.samples if isinstance(item, Sample) else result.skipped).append(item)
     assert result.samples, [s.message() for s in result.skipped]
     return save_enrollment(settings, bundle.manifest, name, result).gallery
+
+
+@contextlib.contextmanager
+def served_loop(settings: Settings) -> Iterator[tuple[Any, Any]]:
+    """Run the loop of ``settings`` with its outputs (MQTT, web page) on a thread; yield (pipeline, outputs),
+    then stop the loop and close the outputs."""
+    from edge.outputs import attach_outputs
+    from edge.pipeline import Pipeline
+
+    pipeline = Pipeline(settings)
+    outputs = attach_outputs(pipeline, settings)
+    thread = threading.Thread(target=pipeline.run, daemon=True)
+    thread.start()
+    try:
+        yield pipeline, outputs
+    finally:
+        pipeline.stop()
+        thread.join(10)
+        outputs.close()
