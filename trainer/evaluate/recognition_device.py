@@ -221,10 +221,10 @@ def open_set(systems: Sequence[System], photos: dict[str, list[Path]], enrolled:
                 if vectors:
                     gallery.add(person, np.stack(vectors))
             threshold, source = gallery.threshold_and_source()
+            smallest = int(gallery.min_face_px)
 
             def decide(vector: np.ndarray, gallery: Any = gallery) -> Optional[str]:
                 return gallery.match(vector).name
-            smallest = int(gallery.min_face_px)
         else:
             enrolled_vectors = {p: [system.faces[f].vector for f in used[p] if system.faces[f].vector is not None]
                                 for p in members}
