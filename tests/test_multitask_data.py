@@ -105,3 +105,24 @@ def test_fer_csv_layout_bad_rows_are_skipped_and_named(tmp_path):
 def test_fer_missing_layout_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="fer2013.csv"):
         fer.read_fer(tmp_path)
+
+
+def test_a_second_utkface_folder_adds_to_every_split_and_keeps_the_first_folders_split(tmp_path):
+    from edge.crop import CropSpec
+    from trainer.data.multitask import load_multitask
+
+    data = shared_path("data")
+    if not (data / "utkface_more").is_dir():
+        pytest.skip("../shared/data/utkface_more is not here")
+    spec = CropSpec(48, 0.25, 0.0)
+    alone = load_multitask(data / "utkface", data / "fer2013", spec, 5, 40, tmp_path, progress=False)
+    both = load_multitask(data / "utkface", data / "fer2013", spec, 5, 40, tmp_path, progress=False,
+                          utk_more_root=data / "utkface_more")
+    for part in ("train", "val", "test"):
+        n_first, n_more = both.sizes[part]["utkface"], both.sizes[part]["utkface_more"]
+        assert n_first == alone.sizes[part]["utkface"] and n_more > 0
+        assert np.array_equal(both.splits[part].faces[:n_first], alone.splits[part].faces[:n_first])
+        assert np.array_equal(both.splits[part].age[:n_first], alone.splits[part].age[:n_first])
+        assert np.all(both.splits[part].source[:n_first + n_more] == 0)
+        assert np.all(np.isfinite(both.splits[part].age[n_first:n_first + n_more]))
+    assert set(both.crop_stats) == {"utkface", "utkface_more", "fer2013"}

@@ -89,34 +89,53 @@ def crop_grey_arrays(images: list[np.ndarray], cropper: FaceCropper) -> tuple[np
     return crops, stats
 
 
+def _utk_splits(root: Path, name: str, cropper: FaceCropper, seed: int, limit: int,
+                cache_dir: Optional[str | Path], progress: bool) -> tuple[dict[str, FaceLabels], dict, list[str]]:
+    """Return ({split: FaceLabels}, crop stats, skip messages) of one UTKFace folder, split 75/10/15."""
+    utk = utk_data.read_utkface(root, limit=limit)
+    faces, ok, stats = cached_face_crops(name, utk.paths, cropper, cache_dir, progress)
+    split = utk_data.split_utkface(len(utk), seed)
+    labelled = _utk_labels(faces, utk)
+    # unreadable images are dropped (counted in stats)
+    return ({part: labelled.subset(index[ok[index]]) for part, index in split.items()}, stats.to_dict(),
+            utk.skipped)
+
+
 def load_multitask(utk_root: str | Path, fer_root: str | Path, spec: CropSpec, seed: int,
                    limit: int = 0, cache_dir: Optional[str | Path] = None,
-                   progress: bool = True) -> MultitaskData:
+                   progress: bool = True, utk_more_root: Optional[str | Path] = None) -> MultitaskData:
     """Return cropped, labelled train/val/test splits of UTKFace + FER2013 (crops cached as .npy).
 
-    UTKFace: seeded random 75/10/15 split. FER2013: its official test part; validation carved
-    (seeded, stratified) from its training part. ``limit`` > 0 keeps about that many images of
-    each source (evenly spaced), for quick runs and tests.
+    UTKFace: seeded random 75/10/15 split of each folder on its own (``utk_root``, then
+    ``utk_more_root`` when given), so the split of ``utk_root`` is the same with or without the
+    second folder. FER2013: its official test part; validation carved (seeded, stratified) from
+    its training part. ``limit`` > 0 keeps about that many images of each source (evenly spaced),
+    for quick runs and tests.
     """
     cropper = FaceCropper(spec, pad=DETECT_PAD)
-    utk = utk_data.read_utkface(Path(utk_root).resolve(), limit=limit)
+    utk_parts = {"utkface": Path(utk_root).resolve()}
+    if utk_more_root is not None:
+        utk_parts["utkface_more"] = Path(utk_more_root).resolve()
+    utk_splits, crop_stats, skipped = {}, {}, {}
+    for name, root in utk_parts.items():
+        utk_splits[name], crop_stats[name], skipped[name] = _utk_splits(root, name, cropper, seed, limit,
+                                                                       cache_dir, progress)
     fer = fer_data.read_fer(Path(fer_root).resolve())
     if limit and limit < len(fer):
         fer = fer.subset(np.linspace(0, len(fer) - 1, limit).round().astype(int))
-    utk_faces, utk_ok, utk_stats = cached_face_crops("utkface", utk.paths, cropper, cache_dir, progress)
     if fer.paths is not None:
         fer_faces, fer_ok, fer_stats = cached_face_crops("fer2013", fer.paths, cropper, cache_dir, progress)
     else:
         fer_faces, fer_stats = crop_grey_arrays(fer_data.grey_images(fer), cropper)
         fer_ok = np.ones(len(fer), bool)
-    utk_split = utk_data.split_utkface(len(utk), seed)
     fer_split = fer_data.split_fer(fer, seed)
-    utk_all, fer_all = _utk_labels(utk_faces, utk), _fer_labels(fer_faces, fer)
+    fer_all = _fer_labels(fer_faces, fer)
     splits, sizes = {}, {}
-    for name in ("train", "val", "test"):
-        ui = utk_split[name][utk_ok[utk_split[name]]]   # unreadable images are dropped (counted in stats)
-        fi = fer_split[name][fer_ok[fer_split[name]]]
-        splits[name] = concat([utk_all.subset(ui), fer_all.subset(fi)])
-        sizes[name] = {"utkface": int(len(ui)), "fer2013": int(len(fi))}
-    return MultitaskData(splits=splits, crop_stats={"utkface": utk_stats.to_dict(), "fer2013": fer_stats.to_dict()},
-                         skipped={"utkface": utk.skipped[:50], "fer2013": fer.skipped[:50]}, sizes=sizes)
+    for part in ("train", "val", "test"):
+        fi = fer_split[part][fer_ok[fer_split[part]]]
+        splits[part] = concat([*(s[part] for s in utk_splits.values()), fer_all.subset(fi)])
+        sizes[part] = {**{name: len(s[part]) for name, s in utk_splits.items()}, "fer2013": int(len(fi))}
+    crop_stats["fer2013"] = fer_stats.to_dict()
+    return MultitaskData(splits=splits, crop_stats=crop_stats,
+                         skipped={**{k: v[:50] for k, v in skipped.items()}, "fer2013": fer.skipped[:50]},
+                         sizes=sizes)

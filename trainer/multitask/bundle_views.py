@@ -51,8 +51,11 @@ def _split_data(manifest: Any, data_dir: Path, cache_dir: Optional[str]) -> Any:
     for what, path in (("UTKFace", utk), ("FER2013", fer)):
         if not path.exists():
             raise DataError(f"{what} not found at {path} (give --data with utkface/ and fer2013/)")
+    more = data_dir / "utkface_more" if "utkface_more" in (data_block["sizes"].get("train") or {}) else None
+    if more is not None and not more.exists():
+        raise DataError(f"bundle {manifest.name} was trained on utkface_more too: not found at {more}")
     crop = CropSpec.from_dict(manifest.crop.to_dict())
-    data = load_multitask(utk, fer, crop, int(seed), 0, cache_dir, progress=False)
+    data = load_multitask(utk, fer, crop, int(seed), 0, cache_dir, progress=False, utk_more_root=more)
     if data.sizes != data_block["sizes"]:
         raise DataError(f"bundle {manifest.name}: the data at {data_dir} splits as {data.sizes}, the bundle was "
                         f"trained on {data_block['sizes']}: not the same data, so its held-out faces are unknown")

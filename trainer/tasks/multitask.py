@@ -35,6 +35,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_fit_arguments(parser)
     parser.set_defaults(stage1_epochs=2, stage2_epochs=8, lr2=5e-4, unfreeze=100, patience=3, batch=64)
     parser.add_argument("--utkface", default=None, help="UTKFace folder (default: DATA/utkface)")
+    parser.add_argument("--utkface-more", default=None, metavar="FOLDER|none",
+                        help="a second UTKFace folder, split 75/10/15 on its own and added to every split "
+                             "(default: DATA/utkface_more when it exists; 'none' trains on --utkface alone)")
     parser.add_argument("--fer", default=None, help="FER2013 folder or fer2013.csv (default: DATA/fer2013)")
     parser.add_argument("--weighting", default="uncertainty", choices=["fixed", "uncertainty"],
                         help="fixed loss weights or learned homoscedastic-uncertainty weights (Kendall et al. 2018)")
@@ -53,6 +56,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-from", default=None, metavar="RUN",
                         help="start from every weight (trunk and heads) of an earlier multitask RUN (same --alpha and "
                              "--hidden), to train it further; use with --stage1-epochs 0")
+    parser.add_argument("--init-from-bundle", default=None, metavar="BUNDLE",
+                        help="start from every weight of a converted multitask bundle (its model.tflite, "
+                             "dequantized, BatchNorm folded: trainer.bundle_weights), when its Keras run is gone; "
+                             "BatchNorm stays frozen; use with --stage1-epochs 0")
     parser.add_argument("--keep", default="best", choices=["best", "last"],
                         help="weights written: best epoch by the unweighted validation loss, or the last epoch "
                              "(end of the cosine schedule)")
@@ -90,14 +97,38 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="face-convert --quant float32 bundle of the same run, for the float size and latency")
 
 
-def _roots(args: argparse.Namespace) -> tuple[Path, Path]:
+def _roots(args: argparse.Namespace) -> tuple[Path, Path, Optional[Path]]:
     data = Path(args.data)
     utk = Path(args.utkface) if args.utkface else data / "utkface"
     fer = Path(args.fer) if args.fer else data / "fer2013"
     for what, path in (("UTKFace", utk), ("FER2013", fer)):
         if not path.exists():
             raise DataError(f"{what} not found at {path} (give --data with utkface/ and fer2013/, or --utkface/--fer)")
-    return utk, fer
+    more = getattr(args, "utkface_more", None)
+    if more is None:
+        return utk, fer, (data / "utkface_more" if (data / "utkface_more").exists() else None)
+    if more == "none":
+        return utk, fer, None
+    if not Path(more).exists():
+        raise DataError(f"--utkface-more {more}: no such folder (give 'none' to train on --utkface alone)")
+    return utk, fer, Path(more)
+
+
+def copy_bundle(bundle_folder: str | Path, model: Any) -> str:
+    """Load the weights of a converted multitask bundle into ``model`` (trainer.bundle_weights).
+
+    Returns the data licence recorded in the bundle's manifest.
+    """
+    from edge.bundle import load_bundle
+
+    from ..bundle_weights import load_bundle_weights
+    from ..multitask.model import AGE_OFFSET, AGE_SCALE
+
+    bundle = load_bundle(bundle_folder)
+    if bundle.manifest.task != MANIFEST_TASK:
+        raise DataError(f"--init-from-bundle {bundle_folder}: a {bundle.manifest.task} bundle, not multitask")
+    load_bundle_weights(model, bundle.model_path, {"age_unit": (AGE_SCALE, AGE_OFFSET)})
+    return str((bundle.manifest.extra.get("data") or {}).get("licence") or LICENCE)
 
 
 def parse_loss_weights(text: str) -> dict[str, float]:
@@ -191,19 +222,25 @@ def fit(args: argparse.Namespace) -> Run:
     if args.loss_weights and args.weighting != "fixed":
         raise DataError("--loss-weights sets fixed weights: give --weighting fixed with it")
     keras.utils.set_random_seed(args.seed)
-    utk_root, fer_root = _roots(args)
+    utk_root, fer_root, more_root = _roots(args)
     spec = CropSpec(args.size, args.margin, args.shift_y)
-    data = load_multitask(utk_root, fer_root, spec, args.seed, args.limit, args.cache_dir, progress=not args.quiet)
+    data = load_multitask(utk_root, fer_root, spec, args.seed, args.limit, args.cache_dir, progress=not args.quiet,
+                          utk_more_root=more_root)
     train, val, test = data.splits["train"], data.splits["val"], data.splits["test"]
     if min(len(train), len(val), len(test)) == 0:
         raise DataError(f"multitask: an empty split ({data.sizes}); use more images")
-    weights = None if args.backbone_from or args.init_from else _weights_arg(args)  # replaced anyway
+    if sum(bool(x) for x in (args.backbone_from, args.init_from, args.init_from_bundle)) > 1:
+        raise DataError("give one of --backbone-from, --init-from and --init-from-bundle")
+    warm = args.backbone_from or args.init_from or args.init_from_bundle
+    weights = None if warm else _weights_arg(args)  # replaced anyway
     build_kwargs = dict(size=args.size, alpha=args.alpha, weights=weights, cut=args.cut, hidden=args.hidden,
                         dropout=args.dropout, backbone=args.backbone)
     models = build_models(**build_kwargs)
     licence = LICENCE
     if args.init_from:
         licence = copy_multitask(args.init_from, models.full)
+    elif args.init_from_bundle:
+        licence = copy_bundle(args.init_from_bundle, models.full)
     elif args.backbone_from:
         licence += f"; the trunk comes from {args.backbone_from}: {copy_backbone(args.backbone_from, models.full)}"
     augment = parse_augment_arg(args.augment)
@@ -244,7 +281,7 @@ def fit(args: argparse.Namespace) -> Run:
     cfg = fitting.FitConfig(stage1_epochs=args.stage1_epochs, stage1_lr=args.lr1, stage2_epochs=args.stage2_epochs,
                             stage2_lr=args.lr2, unfreeze_blocks=args.unfreeze, bn_momentum=args.bn_momentum,
                             monitor="val_plain_loss", mode="min", patience=args.patience,
-                            keep=args.keep)
+                            keep=args.keep, keep_bn_frozen=bool(args.init_from_bundle))
     out = Path(args.out)
     result = fitting.two_stage_fit(trainer, compile_model, train_ds, val_ds, cfg, out / "checkpoints",
                                    resume=not args.no_resume, verbose=0 if args.quiet else 2)
@@ -267,14 +304,18 @@ def fit(args: argparse.Namespace) -> Run:
         "name": args.name or NAME, "task": MANIFEST_TASK, "version": args.version,
         "input": input_spec(args.size), "crop": spec.to_dict(), "views": views_to_list(views),
         "outputs": output_specs(threshold), "metrics": {},
-        "data": {"sources": {"utkface": str(utk_root), "fer2013": str(fer_root)}, "sizes": data.sizes,
-                 "split": "UTKFace: seeded random 75/10/15 (no identities in UTKFace); FER2013: official test, "
+        "data": {"sources": {"utkface": str(utk_root), **({"utkface_more": str(more_root)} if more_root else {}),
+                             "fer2013": str(fer_root)}, "sizes": data.sizes,
+                 "split": "UTKFace: seeded random 75/10/15 of each folder (no identities in UTKFace); "
+                          "FER2013: official test, "
                           "validation = seeded 10% of the official training part",
                  "detect_pad": DETECT_PAD, "crop_stats": data.crop_stats,
                  "skipped": {k: len(v) for k, v in data.skipped.items()},
                  "age_train_mean": float(np.nanmean(train.age[utk_train])), "licence": licence},
         "training": {"task": NAME, "backbone": args.backbone, "alpha": args.alpha, "size": args.size,
                      "weights": (f"all weights of {args.init_from}" if args.init_from
+                                 else f"all weights of the bundle {args.init_from_bundle} (dequantized, BatchNorm "
+                                      f"folded and frozen)" if args.init_from_bundle
                                  else f"backbone of {args.backbone_from}" if args.backbone_from
                                  else str(weights) if weights else "random init"), "trunk": args.trunk,
                      **({"cut": args.cut} if args.trunk == "top" else {}),
