@@ -45,3 +45,50 @@ def test_patience_zero_runs_every_epoch(tmp_path):
     val_loss = _fit(tmp_path, patience=0, keep="last").history["val_loss"]
     assert len(val_loss) == 6
     assert any(b >= a for a, b in zip(val_loss, val_loss[1:]))  # an epoch without improvement was passed
+
+
+class _LearningRates(keras.callbacks.Callback):
+    """Records the learning rate each stage-2 epoch starts with."""
+
+    def __init__(self, seen):
+        super().__init__()
+        self.seen = seen
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        self.seen.append(float(keras.ops.convert_to_numpy(opt.learning_rate)))
+
+
+def test_a_resumed_stage_two_continues_its_cosine_schedule(tmp_path, monkeypatch):
+    """Stopped after 2 of 4 fine-tuning epochs and run again, the learning rate goes on from epoch 3's."""
+    import trainer.fit as fitting
+
+    def run(folder, epochs_cap):
+        seen: list[float] = []
+        real_fit = keras.Model.fit
+
+        def fit(self, *args, callbacks=(), epochs=1, **kwargs):
+            return real_fit(self, *args, callbacks=[*callbacks, _LearningRates(seen)],
+                            epochs=min(epochs, epochs_cap), **kwargs)
+
+        monkeypatch.setattr(keras.Model, "fit", fit)
+        keras.utils.set_random_seed(0)
+        bb = nets.build_backbone("custom_cnn", 0.25, 32)
+        model = keras.Model(bb.input, keras.layers.Dense(1, activation="sigmoid")(nets.pooled_features(bb)))
+        rng = np.random.default_rng(0)
+        x = rng.uniform(0, 255, (64, 32, 32, 3)).astype(np.float32)
+        y = rng.integers(0, 2, (64, 1)).astype(np.float32)
+        train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+        cfg = FitConfig(stage1_epochs=0, stage2_epochs=4, stage2_lr=1e-2, unfreeze_blocks=99, patience=0,
+                        keep="last", cosine_decay=True)
+        fitting.two_stage_fit(model, lambda m, lr: m.compile(keras.optimizers.Adam(lr), "binary_crossentropy"),
+                              train, train, cfg, folder, verbose=0)
+        monkeypatch.undo()
+        return seen
+
+    whole = run(tmp_path / "whole", 99)
+    first = run(tmp_path / "split", 2)
+    second = run(tmp_path / "split", 99)
+    assert len(whole) == 4 and len(first) == 2 and len(second) == 2
+    np.testing.assert_allclose(first + second, whole, rtol=1e-5)
+    assert whole[3] < whole[0] / 2

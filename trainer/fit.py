@@ -175,10 +175,14 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
             model.set_weights(best["weights"])
         nets.unfreeze_top(model, cfg.unfreeze_blocks, cfg.keep_bn_frozen)
         lr: Any = cfg.stage2_lr
+        per_epoch = max(1, int(train_ds.cardinality().numpy()))
         if cfg.cosine_decay:
-            steps = max(1, int(train_ds.cardinality().numpy())) * cfg.stage2_epochs
-            lr = keras.optimizers.schedules.CosineDecay(cfg.stage2_lr, steps, alpha=0.05)
+            lr = keras.optimizers.schedules.CosineDecay(cfg.stage2_lr, per_epoch * cfg.stage2_epochs, alpha=0.05)
         compile_model(model, lr)
+        if done[2]:
+            # A resumed run continues its learning-rate schedule where it stopped (the optimizer's
+            # moments start afresh: they are not checkpointed).
+            model.optimizer.iterations.assign(per_epoch * done[2])
         tracker = _Tracker(cfg, folder, history, 2, done[2], best)
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.stage2_epochs, initial_epoch=done[2],
                   verbose=verbose, callbacks=[tracker, *_early_stop(cfg)])
