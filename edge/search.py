@@ -21,12 +21,9 @@ are only just detectable). :class:`FaceSearch` splits the work:
    took less than ``detector.search_budget_ms``: the whole frame is cut into cells (per band of face sizes, a
    grid of tiles overlapping by the band's largest face; bands overlap a little so Haar's grouping
    of neighbouring hits is not cut at a band edge) and the frame searches the next cells that fit
-   in what is left of the budget. A cell's time is predicted from the searches made (per window
-   position, with a margin: large cells cost more per window than small regions do) until the cell
-   has run once, then from its own measured time; a cell that took longer than the whole budget is
-   not searched in the loop again (``left_to_background``: the background search covers it). A loop
-   with no face to follow so sweeps most of the frame itself every few frames, with fresh results;
-   frames with faces (where the labels and the models' work are) stay short.
+   in what is left of the budget (their time learnt from the searches made). A loop with no face
+   to follow so sweeps the whole frame itself every few frames, with fresh results; frames with
+   faces (where the labels and the models' work are) stay short.
 
 Everything runs on one histogram-equalised grey frame (at ``detector.downscale``), equalised once
 for the whole frame as a whole-frame search would, so a region finds what the whole-frame search
@@ -61,7 +58,6 @@ BAND_EDGES = (1.5, 2.4, 3.75)  # sweep bands: [min, 1.5 min), [1.5 min, 2.4 min)
 BAND_OVERLAP = 1.25          # each sweep band reaches this factor into its neighbours
 MAX_GRID = 6                 # a band's tiles: at most this many across and down
 MAX_OVERLAP_COST = 2.0       # tiles' overlaps may add this much to a band's cost
-UNSEEN_CELL_MARGIN = 4.0     # a sweep cell not yet timed may cost this many times its window-rate estimate
 SWEEP_IDLE_ONLY = True       # slices only while no face is tracked (frames with faces stay short)
 BACKGROUND_NICE = 4          # the whole-frame search yields the CPU to the loop and to the model worker
 
@@ -201,8 +197,6 @@ class FaceSearch:
         self._cells_for: tuple[int, int] = (0, 0)
         self._turn = 0
         self._s_per_cost = 0.0                     # seconds per window position, learnt from the searches made
-        self._cell_s: dict[int, float] = {}        # measured seconds of each sweep cell
-        self.left_to_background: set[int] = set()  # sweep cells too slow for the loop's budget
 
     def reset(self) -> None:
         """Forget the previous frame (a new scene): the next frame is searched whole, in the loop."""
@@ -284,27 +278,14 @@ class FaceSearch:
         if self._cells_for != (width, height):
             self._cells = sweep_cells(width, height, min_size, self.detector.scale_factor)
             self._cells_for = (width, height)
-            self._cell_s, self.left_to_background = {}, set()
         done: list[Region] = []
         for _ in range(len(self._cells)):
-            index = self._turn % len(self._cells)
-            if index in self.left_to_background:
-                self._turn += 1
-                continue
             left = self.budget_s - (time.perf_counter() - started)
-            region, cost = self._cells[index]
-            expected = self._cell_s.get(index, cost * self._s_per_cost * UNSEEN_CELL_MARGIN)
-            if not self._s_per_cost or expected > left:
-                if self._s_per_cost and expected > self.budget_s:
-                    self.left_to_background.add(index)   # never fits: the background search covers it
-                    self._turn += 1
-                    continue
+            region, cost = self._cells[self._turn % len(self._cells)]
+            if not self._s_per_cost or cost * self._s_per_cost > left:
                 break
             self._turn += 1
-            t0 = time.perf_counter()
             self._add(boxes, self._timed_search(grey, region))
-            took = time.perf_counter() - t0
-            self._cell_s[index] = took if index not in self._cell_s else 0.7 * self._cell_s[index] + 0.3 * took
             done.append(region)
         return done
 

@@ -381,29 +381,3 @@ def test_spare_time_in_a_frame_sweeps_slices_of_the_whole_frame(tmp_path):
             if r.lo == lo:
                 covered[r.y0:r.y1, r.x0:r.x1] = True
         assert covered.all(), f"band from {lo} px not swept everywhere"
-
-
-def test_a_sweep_cell_slower_than_the_budget_is_left_to_the_background_search():
-    """A cell whose measured time is over the frame budget is not searched in the loop again; cells that
-    fit still are, in turn."""
-    from edge.detect import HaarDetector
-    from edge.search import FaceSearch
-
-    search = FaceSearch(HaarDetector(downscale=1.0), full_frame_every=0, budget_ms=8.0)
-    try:
-        blank = np.full((480, 640, 3), 90, np.uint8)
-        search.find(blank)                                       # the first frame is searched whole
-        search.find(blank)                                       # cells are cut and timed from here
-        cells = len(search._cells)
-        assert cells > 1
-        search._cell_s = {i: 1.0 if i == 0 else 0.0 for i in range(cells)}   # cell 0 took a second
-        search._turn = 0
-        swept = []
-        for _ in range(2 * cells):
-            search.find(blank)
-            swept += [r for r in search.regions if r.kind == "sweep"]
-        first = search._cells[0][0]
-        assert 0 in search.left_to_background and first not in swept
-        assert {r for r, _ in search._cells[1:]} <= set(swept)
-    finally:
-        search.close()
