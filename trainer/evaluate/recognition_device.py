@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shared data root holding celeba_wild/ (default: the run's data.root)")
     parser.add_argument("--enrolled", type=int, default=15, help="held-out people enrolled in the open-set test")
     parser.add_argument("--enroll-photos", type=int, default=3, help="photos enrolled per person")
+    parser.add_argument("--open-set-draws", type=int, default=10,
+                        help="open-set test repeated with this many random choices of who is enrolled (the first "
+                             "draw is reported alone too; rates are pooled over all draws)")
     parser.add_argument("--pair-folds", type=int, default=5)
     parser.add_argument("--pairs-per-fold", type=int, default=250, help="matched (and as many mismatched) per fold")
     parser.add_argument("--threads", type=int, default=1)
@@ -253,12 +256,32 @@ def open_set(systems: Sequence[System], photos: dict[str, list[Path]], enrolled:
                     stranger_probes += 1
                     named_strangers += int(name is not None)
         rates[system.name] = {"strangers_named": round(named_strangers / max(1, stranger_probes), 4),
-                              "stranger_probes": stranger_probes,
+                              "stranger_probes": stranger_probes, "strangers_given_a_name": named_strangers,
+                              "enrolled_probes_named_correctly": right,
                               "enrolled_named_correctly": round(right / max(1, member_probes), 4),
                               "enrolled_probes": member_probes, "probes_without_face": no_face,
                               "probes_too_small_to_name": too_small, "min_face_px": smallest,
                               "threshold": round(float(threshold), 4), "threshold_source": source}
     return rates
+
+
+def open_set_draws(systems: Sequence[System], photos: dict[str, list[Path]], enrolled: int, per_person: int,
+                   draws: int, seed: int = 1729) -> dict[str, Any]:
+    """Return :func:`open_set` repeated over ``draws`` random choices of who is enrolled (seeds seed, seed+1, ...):
+    the first draw's figures, with each system's rates pooled over every draw (named / probes) beside them."""
+    results = [open_set(systems, photos, enrolled, per_person, seed=seed + i) for i in range(max(1, draws))]
+    first = results[0]
+    pooled: dict[str, Any] = {"draws": len(results)}
+    for name in (s.name for s in systems):
+        rows = [r[name] for r in results]
+        strangers, members = sum(r["stranger_probes"] for r in rows), sum(r["enrolled_probes"] for r in rows)
+        named, right = sum(r["strangers_given_a_name"] for r in rows), sum(r["enrolled_probes_named_correctly"] for r in rows)
+        pooled[name] = {"strangers_named": round(named / max(1, strangers), 4), "stranger_probes": strangers,
+                        "strangers_given_a_name": named,
+                        "enrolled_named_correctly": round(right / max(1, members), 4), "enrolled_probes": members,
+                        "enrolled_probes_named_correctly": right,
+                        "draws_over_5_percent_strangers": sum(r["strangers_named"] > 0.05 for r in rows)}
+    return {**first, "pooled": pooled}
 
 
 def warning_precision(photos: dict[str, list[Path]], system: System, enrolled: int, per_person: int,
@@ -395,7 +418,7 @@ def see_photos(systems: Sequence[System], photos: dict[str, list[Path]]) -> None
 
 
 def compare(systems: Sequence[System], photos: dict[str, list[Path]], enrolled: int = 15, enroll_photos: int = 3,
-            folds: int = 5, per_fold: int = 250) -> dict[str, Any]:
+            folds: int = 5, per_fold: int = 250, draws: int = 1) -> dict[str, Any]:
     """Return the module docstring's figures for every system on the same photos (dlib named ``dlib``)."""
     see_photos(systems, photos)
     devices = [s for s in systems if s.enroller is not None]
@@ -404,7 +427,7 @@ def compare(systems: Sequence[System], photos: dict[str, list[Path]], enrolled: 
         "people": len(photos), "photos": sum(len(v) for v in photos.values()),
         "faces_found": {s.name: sum(f.vector is not None for f in s.faces.values()) for s in systems},
         "verification": verification(systems, photos, folds, per_fold),
-        "open_set": open_set(systems, photos, enrolled, enroll_photos),
+        "open_set": open_set_draws(systems, photos, enrolled, enroll_photos, draws),
         "enrollment_warnings": {s.name: warning_precision(photos, s, enrolled, enroll_photos) for s in devices},
         "speed": speed(systems),
     }
@@ -424,7 +447,8 @@ def evaluate_device_path(run: Any, args: argparse.Namespace) -> dict[str, Any]:
     manifest = load_bundle(args.bundle).manifest
     device = device_system("device", args.bundle, args.landmarks, args.threads)
     dlib = System("dlib", euclidean=True)
-    metrics = compare([device, dlib], photos, args.enrolled, args.enroll_photos, args.pair_folds, args.pairs_per_fold)
+    metrics = compare([device, dlib], photos, args.enrolled, args.enroll_photos, args.pair_folds, args.pairs_per_fold,
+                      args.open_set_draws)
     metrics["bundle"] = f"{manifest.name} {manifest.version} ({manifest.extra.get('quantization', {}).get('mode', '?')})"
     (run.eval_dir / "device.json").write_text(json.dumps(metrics, indent=1, default=str))
     (run.eval_dir / "card.md").write_text(card_markdown(metrics, [device, dlib]), encoding="utf-8")
@@ -443,6 +467,9 @@ def headline(figures: dict[str, Any], systems: Sequence[System]) -> dict[str, An
             "tar_at_far_1e-2": ver[s.name]["common_pairs"]["tar_at_far"]["0.01"],
             "strangers_named": open_set[s.name]["strangers_named"],
             "enrolled_named_correctly": open_set[s.name]["enrolled_named_correctly"],
+            **({"strangers_named_pooled": open_set["pooled"][s.name]["strangers_named"],
+                "enrolled_named_correctly_pooled": open_set["pooled"][s.name]["enrolled_named_correctly"],
+                "open_set_draws": open_set["pooled"]["draws"]} if "pooled" in open_set else {}),
             "ms_per_face_here": speed_rows[s.name]["ms_per_face"]}
         if "pi4_estimate_ms" in speed_rows[s.name]:
             out[s.name]["pi4_estimate_ms"] = speed_rows[s.name]["pi4_estimate_ms"]
@@ -488,6 +515,15 @@ def card_markdown(figures: dict[str, Any], systems: Sequence[System]) -> str:
                               for n, r in open_set.items() if isinstance(r, dict) and "min_face_px" in r)
                   + "). Pi 4: "
                   f"{speed_rows['pi4_assumption']} (an estimate from the multiply-accumulate count, not a measurement)."]
+    pooled = open_set.get("pooled")
+    if pooled and pooled["draws"] > 1:
+        lines.append(f"Open set repeated over {pooled['draws']} random choices of the {len(open_set['enrolled_people'])} "
+                     "enrolled people (the table shows the first): "
+                     + "; ".join(f"{s.name}: strangers named {p['strangers_named']:.3f} ({p['strangers_given_a_name']} of "
+                                 f"{p['stranger_probes']}), enrolled named correctly {p['enrolled_named_correctly']:.3f} "
+                                 f"({p['enrolled_probes_named_correctly']} of {p['enrolled_probes']}), draws over 5 % "
+                                 f"strangers named: {p['draws_over_5_percent_strangers']}"
+                                 for s in systems for p in [pooled[s.name]]) + ".")
     for name, lm in (figures.get("landmarks_vs_dlib") or {}).items():
         lines.append(f"Landmarks ({name}) against dlib's points on its HOG box: NME {lm['nme_percent']} % "
                      f"(median {lm['median_nme_percent']} %, over 10 %: {lm['over_10_percent']}) on {lm['faces']} faces.")
