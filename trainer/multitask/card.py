@@ -90,14 +90,18 @@ def render_card(run_info: Mapping[str, Any], metrics: Mapping[str, Any], fairnes
                   "preset's own tuned threshold); the best mean rank over the four heads is kept, ties going to "
                   "fewer calls.", "", views_table_md(training["views_comparison_val"], str(training.get("views"))), ""]
     lines += ["## How it was trained", "",
-              f"- data: UTKFace {sizes.get('train', {}).get('utkface', '?')} train / "
-              f"{sizes.get('val', {}).get('utkface', '?')} val / {sizes.get('test', {}).get('utkface', '?')} test "
-              f"(seeded random split; UTKFace has no identity labels, so one person may appear on both sides), "
+              "- data: " + ", ".join(f"{folder} {sizes.get('train', {}).get(folder, '?')} train / "
+                                     f"{sizes.get('val', {}).get(folder, '?')} val / "
+                                     f"{sizes.get('test', {}).get(folder, '?')} test"
+                                     for folder in _utk_folders(sizes)) +
+              " (seeded random split of each folder; UTKFace has no identity labels, so one person may appear on "
+              "both sides), "
               f"FER2013 {sizes.get('train', {}).get('fer2013', '?')} train / {sizes.get('val', {}).get('fer2013', '?')}"
               f" val (carved from its training part) / {sizes.get('test', {}).get('fer2013', '?')} test (official).",
               f"- crops: the device crop (Haar on the image padded by {data.get('detect_pad', 0.25)}); Haar found "
-              f"{stats.get('utkface', {}).get('detected', '?')} of {stats.get('utkface', {}).get('total', '?')} UTKFace "
-              f"and {stats.get('fer2013', {}).get('detected', '?')} of {stats.get('fer2013', {}).get('total', '?')} "
+              + ", ".join(f"{stats.get(folder, {}).get('detected', '?')} of {stats.get(folder, {}).get('total', '?')} "
+                          f"{folder}" for folder in _utk_folders(sizes)) +
+              f" and {stats.get('fer2013', {}).get('detected', '?')} of {stats.get('fer2013', {}).get('total', '?')} "
               "FER faces; the rest use the whole aligned image (edge.crop.whole_image_box).",
               f"- network: {training.get('backbone')} {training.get('alpha')} at {training.get('size')} px, starting "
               f"from {_start(training)}; {training.get('trained_layers')}; one hidden layer per head.",
@@ -112,11 +116,18 @@ def render_card(run_info: Mapping[str, Any], metrics: Mapping[str, Any], fairnes
     return "\n".join(lines)
 
 
+def _utk_folders(sizes: Mapping[str, Any]) -> list[str]:
+    """Return the UTKFace folders a run's split sizes name (utkface, then utkface_more when it was read)."""
+    return [name for name in (sizes.get("train") or {"utkface": 0}) if name.startswith("utkface")]
+
+
 def _start(training: Mapping[str, Any]) -> str:
     """Return where the trunk's weights came from, in words."""
     weights = str(training.get("weights") or "random init")
     if weights.startswith("backbone of "):
         return f"the trained trunk of the run {weights[len('backbone of '):]} (--backbone-from)"
+    if weights.startswith("all weights of the bundle "):
+        return f"every weight of the converted bundle {weights[len('all weights of the bundle '):]} (--init-from-bundle)"
     if weights.startswith("all weights of "):
         return f"every weight of the multitask run {weights[len('all weights of '):]} (--init-from)"
     return "ImageNet weights" if "imagenet" in weights.lower() else weights
