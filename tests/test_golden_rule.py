@@ -104,7 +104,7 @@ CHANGES = [
     ("attributes", "attributes_mobilenet_v2_1/backbone_1/block_13_project_1/convolution", _sign_flips(0.05), ""),
     ("multitask", "multitask_1/gender_1/MatMul", lambda w: -w, "gender"),
     ("multitask", "multitask_1/emotion_1/MatMul", lambda w: np.roll(w, 1, axis=0), "emotion"),  # labels moved
-    ("multitask", "multitask_1/backbone_1/block_2_expand_1/convolution", _sign_flips(0.05), ""),
+    ("multitask", "multitask_1/backbone_1/block_2_expand_1/convolution", _sign_flips(0.2), ""),
 ]
 
 
