@@ -85,6 +85,17 @@ class System:
     macs: int = 0
     pi4_ms: float = 0.0           # estimate from each model's multiply-accumulates at its precision
     analyzer: Any = None          # edge.api.Analyzer of a device system
+    samples: dict[str, Any] = field(default_factory=dict)   # enrollment's sample of each photo, once
+
+    def enrollment_sample(self, path: str | Path) -> Any:
+        """Return the device's enrollment sample (edge.enroll Sample or Skipped) of a photo, made once and kept:
+        every open-set draw enrolls from the same photos."""
+        from edge.api import load_image
+
+        key = str(path)
+        if key not in self.samples:
+            self.samples[key] = self.enroller.sample(load_image(path), key)
+        return self.samples[key]
 
     def distance(self, a: str, b: str) -> float:
         """Return the distance of two photos' faces (inf when either has none)."""
@@ -196,8 +207,6 @@ def open_set(systems: Sequence[System], photos: dict[str, list[Path]], enrolled:
     The first device system's enrollment picks the photos (the first ``per_person`` that it accepts);
     every system enrolls those same photos.
     """
-    from edge.api import load_image
-
     people = sorted(photos)
     random.Random(seed).shuffle(people)
     members, strangers = sorted(people[:enrolled]), sorted(people[enrolled:])
@@ -209,7 +218,7 @@ def open_set(systems: Sequence[System], photos: dict[str, list[Path]], enrolled:
         for path in photos[person]:
             if len(used[person]) == per_person:
                 break
-            if hasattr(chooser.enroller.sample(load_image(path), str(path)), "vector"):
+            if hasattr(chooser.enrollment_sample(path), "vector"):
                 used[person].append(str(path))
             else:
                 refused += 1
@@ -219,7 +228,7 @@ def open_set(systems: Sequence[System], photos: dict[str, list[Path]], enrolled:
         if system.enroller is not None:
             gallery = system.new_gallery()
             for person in members:
-                samples = [system.enroller.sample(load_image(p), p) for p in used[person]]
+                samples = [system.enrollment_sample(p) for p in used[person]]
                 vectors = [x.vector for x in samples if hasattr(x, "vector")]
                 if vectors:
                     gallery.add(person, np.stack(vectors))
