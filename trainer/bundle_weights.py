@@ -20,7 +20,7 @@ from .errors import DataError
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
-@dataclass
+@dataclass(eq=False)   # compared by identity: its fields hold arrays
 class TfliteLayer:
     """One weighted op of a .tflite graph: kind, weight tensor name, float kernel and bias, in/out tensor ids."""
 

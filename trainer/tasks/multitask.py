@@ -221,6 +221,8 @@ def fit(args: argparse.Namespace) -> Run:
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     if args.loss_weights and args.weighting != "fixed":
         raise DataError("--loss-weights sets fixed weights: give --weighting fixed with it")
+    if sum(bool(x) for x in (args.backbone_from, args.init_from, args.init_from_bundle)) > 1:
+        raise DataError("give one of --backbone-from, --init-from and --init-from-bundle")
     keras.utils.set_random_seed(args.seed)
     utk_root, fer_root, more_root = _roots(args)
     spec = CropSpec(args.size, args.margin, args.shift_y)
@@ -229,8 +231,6 @@ def fit(args: argparse.Namespace) -> Run:
     train, val, test = data.splits["train"], data.splits["val"], data.splits["test"]
     if min(len(train), len(val), len(test)) == 0:
         raise DataError(f"multitask: an empty split ({data.sizes}); use more images")
-    if sum(bool(x) for x in (args.backbone_from, args.init_from, args.init_from_bundle)) > 1:
-        raise DataError("give one of --backbone-from, --init-from and --init-from-bundle")
     warm = args.backbone_from or args.init_from or args.init_from_bundle
     weights = None if warm else _weights_arg(args)  # replaced anyway
     build_kwargs = dict(size=args.size, alpha=args.alpha, weights=weights, cut=args.cut, hidden=args.hidden,
