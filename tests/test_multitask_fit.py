@@ -143,3 +143,34 @@ def test_init_from_copies_every_weight_of_a_multitask_run_and_refuses_other_head
     assert all(np.array_equal(a, b) for a, b in zip(source, fresh.get_weights()))
     with pytest.raises(DataError, match="--init-from"):
         copy_multitask(tiny_run.path, build_models(size=96, weights=None, hidden=64).full)
+
+
+@pytest.mark.slow
+def test_init_from_a_run_with_folded_batchnorm_keeps_it_frozen(tiny_run, tmp_path):
+    """A run started from a bundle holds folded BatchNorm (identity statistics, folded biases): continuing it with
+    --init-from must not let batch statistics replace them (its outputs were lost in the first epoch)."""
+    import shutil
+
+    import keras
+    import yaml
+
+    source = tmp_path / "folded"
+    shutil.copytree(tiny_run.path, source, ignore=shutil.ignore_patterns("checkpoints"))
+    info = yaml.safe_load((source / "run.yaml").read_text())
+    info["training"]["fit"]["keep_bn_frozen"] = True
+    (source / "run.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
+
+    def batchnorm(model) -> list[np.ndarray]:
+        return [w for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)
+                for w in layer.get_weights()]
+
+    out = tmp_path / "continued"
+    code = face_train(["fit", "multitask", "--data", str(shared_path("data")), "--out", str(out), "--limit", "120",
+                       "--init-from", str(source), "--trunk", "all", "--stage1-epochs", "0", "--stage2-epochs", "1",
+                       "--unfreeze", "100", "--batch", "32", "--cache-dir", str(tmp_path / "cache"), "--no-eval",
+                       "--quiet"])
+    assert code == 0
+    before, after = batchnorm(read_run(source).load_model()), batchnorm(read_run(out).load_model())
+    assert len(before) == len(after) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert "BatchNorm folded and frozen" in read_run(out).info["training"]["weights"]

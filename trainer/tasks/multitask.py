@@ -183,6 +183,16 @@ def trained_layers(args: argparse.Namespace) -> str:
     return f"{args.backbone} layers above {args.cut} + heads (lower layers frozen)"
 
 
+def batchnorm_folded(run_folder: str | Path) -> bool:
+    """Return True when the multitask RUN folder's BatchNorm layers hold a bundle's folded biases (its fit kept
+    them frozen): a fit that continues that run must keep them frozen too, or BatchNorm's batch statistics
+    replace the identity those weights expect and the network's outputs are lost in the first epoch."""
+    from ..run import read_run
+
+    training = read_run(run_folder).info.get("training") or {}
+    return bool((training.get("fit") or {}).get("keep_bn_frozen"))
+
+
 def copy_multitask(run_folder: str | Path, model: Any) -> str:
     """Load every weight of the multitask RUN folder's model into ``model`` (same heads and width).
 
@@ -237,6 +247,7 @@ def fit(args: argparse.Namespace) -> Run:
                         dropout=args.dropout, backbone=args.backbone)
     models = build_models(**build_kwargs)
     licence = LICENCE
+    folded = bool(args.init_from) and batchnorm_folded(args.init_from)
     if args.init_from:
         licence = copy_multitask(args.init_from, models.full)
     elif args.init_from_bundle:
@@ -281,7 +292,8 @@ def fit(args: argparse.Namespace) -> Run:
     cfg = fitting.FitConfig(stage1_epochs=args.stage1_epochs, stage1_lr=args.lr1, stage2_epochs=args.stage2_epochs,
                             stage2_lr=args.lr2, unfreeze_blocks=args.unfreeze, bn_momentum=args.bn_momentum,
                             monitor="val_plain_loss", mode="min", patience=args.patience,
-                            keep=args.keep, keep_bn_frozen=bool(args.init_from_bundle))
+                            keep=args.keep,
+                            keep_bn_frozen=bool(args.init_from_bundle) or folded)
     out = Path(args.out)
     result = fitting.two_stage_fit(trainer, compile_model, train_ds, val_ds, cfg, out / "checkpoints",
                                    resume=not args.no_resume, verbose=0 if args.quiet else 2)
@@ -313,7 +325,8 @@ def fit(args: argparse.Namespace) -> Run:
                  "skipped": {k: len(v) for k, v in data.skipped.items()},
                  "age_train_mean": float(np.nanmean(train.age[utk_train])), "licence": licence},
         "training": {"task": NAME, "backbone": args.backbone, "alpha": args.alpha, "size": args.size,
-                     "weights": (f"all weights of {args.init_from}" if args.init_from
+                     "weights": (f"all weights of {args.init_from}" + (" (BatchNorm folded and frozen, as there)"
+                                                                       if folded else "") if args.init_from
                                  else f"all weights of the bundle {args.init_from_bundle} (dequantized, BatchNorm "
                                       f"folded and frozen)" if args.init_from_bundle
                                  else f"backbone of {args.backbone_from}" if args.backbone_from
