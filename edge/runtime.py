@@ -101,9 +101,12 @@ class Runtime:
     def interpreter(self, model_path: str, num_threads: int = 1) -> Any:
         """Return an allocated interpreter for ``model_path`` running on ``num_threads`` threads
         (the runtime's XNNPACK notice filtered out of stderr, see :func:`native_stderr_filtered`)."""
+        from .model_pages import release_model_pages
+
         with native_stderr_filtered():
             interp = self.interpreter_class(model_path=str(model_path), num_threads=int(num_threads))
             interp.allocate_tensors()
+        release_model_pages(model_path)   # XNNPACK packed the weights: the mapped file is not read again
         return interp
 
     def version(self) -> str:
