@@ -3,6 +3,7 @@
     face-convert RUN --quant int8 --out models/NAME [--sign KEY] [--floor 0.97] [--force]
     face-convert keygen --out KEYDIR
     face-convert regolden BUNDLE [BUNDLE ...] [--sign KEY]
+    face-convert recard BUNDLE [BUNDLE ...] [--sign KEY]
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def _convert_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Convert a training RUN folder (docs/run-format.md) into a "
                                 "TFLite model bundle, checked against the float model. "
                                 "`face-convert keygen --out KEYDIR` makes a signing key pair; "
-                                "`face-convert regolden BUNDLE` rewrites a bundle's golden faces.")
+                                "`face-convert regolden BUNDLE` rewrites a bundle's golden faces; "
+                                "`face-convert recard BUNDLE` records an edited MODEL_CARD.md.")
     p.add_argument("run", help="training run folder (model.keras, run.yaml, samples/)")
     p.add_argument("--out", required=True, help="bundle folder to write (replaced atomically if it is a bundle)")
     p.add_argument("--quant", choices=MODES, default="int8", help="conversion mode (default int8)")
@@ -85,6 +87,26 @@ def _regolden(argv: Sequence[str]) -> int:
     return 0
 
 
+def _recard_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"{PROG} recard",
+                                description="Record an edited MODEL_CARD.md in its bundle's manifest (its sha256); "
+                                "every other file must still match its sha256.")
+    p.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle folder(s), e.g. models/embedding")
+    p.add_argument("--sign", metavar="KEY", help="Ed25519 private key (PEM) that signed the bundle; re-signs it "
+                   "(a signed bundle is refused without it)")
+    return p
+
+
+def _recard(argv: Sequence[str]) -> int:
+    from .recard import recard
+
+    args = _recard_parser().parse_args(argv)
+    for folder in args.bundles:
+        digest = recard(folder, sign_key=args.sign)
+        print(f"recorded {folder}/MODEL_CARD.md (sha256 {digest[:12]}...)" + (", re-signed" if args.sign else ""))
+    return 0
+
+
 def _convert(argv: Sequence[str]) -> int:
     args = _convert_parser().parse_args(argv)
     if not args.quiet:
@@ -139,6 +161,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _keygen(argv[1:])
         if argv and argv[0] == "regolden":
             return _regolden(argv[1:])
+        if argv and argv[0] == "recard":
+            return _recard(argv[1:])
         return _convert(argv)
     except FaceEdgeError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -41,7 +41,7 @@ def add_card_note(text: str) -> str:
     return text.rstrip("\n") + f"\n\n{CARD_HEADING}\n\n{CARD_NOTE}\n"
 
 
-def _top_level_block(lines: list[str], key: str) -> Optional[tuple[int, int]]:
+def top_level_block(lines: list[str], key: str) -> Optional[tuple[int, int]]:
     """Return the [start, end) line range of top-level ``key:`` and its indented body, or None."""
     for i, line in enumerate(lines):
         if line.startswith(f"{key}:"):
@@ -60,12 +60,12 @@ def edit_manifest_text(text: str, golden: dict[str, Any], hashes: dict[str, str]
     """
     lines = text.splitlines()
     block = yaml.safe_dump({"golden": golden}, sort_keys=False, allow_unicode=True, width=120).splitlines()
-    where = _top_level_block(lines, "golden")
+    where = top_level_block(lines, "golden")
     if where is None:
-        files_at = _top_level_block(lines, "files")
+        files_at = top_level_block(lines, "files")
         where = (files_at[0], files_at[0]) if files_at else (len(lines), len(lines))
     lines[where[0]:where[1]] = block
-    start, end = _top_level_block(lines, "files") or (len(lines), len(lines))
+    start, end = top_level_block(lines, "files") or (len(lines), len(lines))
     if start == len(lines):
         lines.append("files:")
         end = start + 1

@@ -1,0 +1,75 @@
+"""recard: record an edited MODEL_CARD.md in its bundle's manifest (its sha256), and nothing else.
+
+A model card is documentation: a user who adds a note to it should not have to convert the
+model again. Every other file the manifest lists must still match its sha256 (a changed model
+or golden face is refused, never re-hashed); the manifest is edited as text (every other line
+stays as it was) and a signed bundle is re-signed with the key given. No TensorFlow needed.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from edge.bundle import CARD, MANIFEST, SIGNATURE, load_bundle, read_manifest, sha256_file
+
+from .bundle_writer import publish, staging_folder
+from .errors import ConvertError
+from .regolden import top_level_block
+
+
+def edit_card_hash(text: str, digest: str) -> str:
+    """Return manifest ``text`` with the ``files`` entry of MODEL_CARD.md set to ``digest`` (added if absent);
+    checked to parse to the old manifest with only that change."""
+    lines = text.splitlines()
+    where = top_level_block(lines, "files")
+    if where is None:
+        raise ConvertError(f"{MANIFEST} has no 'files' block")
+    start, end = where
+    entry = f"  {CARD}: {digest}"
+    at = next((j for j in range(start + 1, end) if lines[j].split(":")[0].strip() == CARD), None)
+    if at is None:
+        lines.insert(end, entry)
+    else:
+        lines[at] = entry
+    new_text = "\n".join(lines) + "\n"
+    expected = yaml.safe_load(text)
+    expected["files"][CARD] = digest
+    if yaml.safe_load(new_text) != expected:
+        raise ConvertError("internal: the manifest edit changed more than the card's sha256; nothing was written")
+    return new_text
+
+
+def recard(bundle_dir: str | Path, sign_key: Optional[str | Path] = None) -> str:
+    """Record the bundle's current MODEL_CARD.md sha256 in its manifest; return the new digest.
+
+    ConvertError when the card is missing, when any other listed file does not match its sha256,
+    or when the bundle is signed and ``sign_key`` is not given.
+    """
+    from .signing import load_private_key, sign_manifest
+
+    folder = Path(bundle_dir)
+    if not (folder / CARD).is_file():
+        raise ConvertError(f"bundle {folder}: no {CARD} to record")
+    private_key = load_private_key(sign_key) if sign_key is not None else None
+    if (folder / SIGNATURE).is_file() and private_key is None:
+        raise ConvertError(f"bundle {folder} is signed: recording the card would break {SIGNATURE}; "
+                           "pass --sign KEY (the key that signed it) to re-sign it")
+    manifest = read_manifest(folder)
+    for rel, expected in manifest.files.items():
+        if rel != CARD and (not (folder / rel).is_file() or sha256_file(folder / rel) != str(expected)):
+            raise ConvertError(f"bundle {folder}: {rel} does not match its sha256; only {CARD} may have changed "
+                               "(convert the model again instead)")
+    digest = sha256_file(folder / CARD)
+    text = (folder / MANIFEST).read_text(encoding="utf-8")
+    with staging_folder(folder) as tmp:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
+        (tmp / SIGNATURE).unlink(missing_ok=True)
+        (tmp / MANIFEST).write_text(edit_card_hash(text, digest), encoding="utf-8")
+        if private_key is not None:
+            sign_manifest(tmp, private_key)
+        load_bundle(tmp, private_key.public_key() if private_key is not None else None)
+        publish(tmp, folder)
+    return digest
