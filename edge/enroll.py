@@ -5,9 +5,10 @@ enough; otherwise it is skipped with a reason that names the file (or frame):
 
 - *one face*: edge.detect.PhotoDetector (as ``face-edge recognize``): the configured Haar cascade
   at full resolution, photos smaller than 800 px enlarged twice, for faces down to 24 px, each
-  box confirmed by a second frontal cascade (``alt2``, or ``frontal_default`` when alt2 is the
-  configured one), which removes the Haar false positives on shirts and backgrounds that would
-  otherwise make a one-person photo look like two;
+  box kept when a second frontal cascade (``alt2``, or ``frontal_default`` when alt2 is the
+  configured one) confirms it or OpenCV's eye cascade finds two eyes side by side in it, which
+  removes the Haar false positives on shirts and backgrounds that would otherwise make a
+  one-person photo look like two;
 - *sharp*: the variance of the Laplacian of the grey face, resized to
   :data:`SHARPNESS_SIZE` px so faces of any size compare, is at least ``min_sharpness``;
 - *frontal enough*: both frontal cascades fire (each covers roughly +-30 degrees of turn),
@@ -114,7 +115,7 @@ class FaceChecker:
         self.eyes = [c for c in self.eyes if not c.empty()]
 
     def faces(self, frame: np.ndarray, grey: Optional[np.ndarray] = None) -> list[Box]:
-        """Return the confirmed face boxes of an enrollment image (edge.detect.PhotoDetector), largest first."""
+        """Return the checked face boxes of an enrollment image (edge.detect.PhotoDetector order)."""
         return self.detector.faces(frame, grey)
 
     def eye_pair(self, grey_face: np.ndarray) -> Optional[tuple[float, float]]:
