@@ -17,7 +17,7 @@ A handful of calls a newcomer reads in minutes (in the spirit of face_recognitio
 Each face is looked at exactly as the live loop looks at a tracked face (:func:`edge.look.look_at`:
 same models, same alignment, same gallery and threshold); only detection differs: a photo is
 searched as enrollment searches it (edge.detect.PhotoDetector: full resolution, enlarged when
-small, faces down to 24 pixels, each checked by a second cascade and an eye cascade).
+small, faces down to 24 pixels, each confirmed by a second cascade, those with an eye first).
 """
 from __future__ import annotations
 

@@ -94,17 +94,16 @@ class PhotoDetector:
     resolution, photos under STILL_ENLARGE_BELOW px enlarged twice (Haar finds faces near its 24-pixel
     window poorly; dlib's HOG detector enlarges photos the same way), for faces down to STILL_MIN_FACE px.
 
-    Each box is then checked two ways, both searched near the box only: a second frontal cascade finds a
-    face overlapping it, and OpenCV's eye cascade finds eyes in its upper part. A box is kept when the
-    second cascade confirms it or two eyes side by side are found; boxes with the confirmation and at least
-    one eye come first, largest first, then the other kept boxes, largest first.
+    Each box is then checked, both searched near the box only: a second frontal cascade must find a face
+    overlapping it (else it is dropped), and OpenCV's eye cascade looks for an eye in its upper part. Boxes
+    with an eye come first, largest first, then the others, largest first.
 
     Haar's false positives on shirts and backgrounds are often larger than the real face, and the callers
     that want one face take the first. On the 700 photos of the celeba_wild people who are not held out,
-    against dlib's largest HOG face: with the second cascade's confirmation alone, the first box was another
-    face in 9 photos and no box was found in 56 where dlib found one (without the confirmation: another
-    face in 34); with both checks and this order, 7 and 53 (8 and 46 when one eye was enough to keep a
-    box, which also kept boxes on logos and textures).
+    against dlib's largest HOG face: without the second cascade the first box was another face in 34
+    photos; with it in 9 (and no box was found in 56 where dlib found one); with eyes first in 7 (56).
+    Keeping boxes that only the eye cascade passes (two eyes side by side) found 3 more faces there, but
+    also kept boxes beside a face and on logos, which made one-person photos look like two.
     """
 
     def __init__(self, settings: Any):
@@ -122,22 +121,19 @@ class PhotoDetector:
         return self.detector.cascade
 
     def faces(self, image: np.ndarray, grey: Optional[np.ndarray] = None) -> list[Box]:
-        """Return the checked face boxes (x, y, w, h) of a BGR or grey photo: boxes that both checks pass
-        first, largest first, then those that one check passes, largest first."""
+        """Return the confirmed face boxes (x, y, w, h) of a BGR or grey photo: those with an eye first, largest
+        first, then the others, largest first."""
         if image is None or image.size == 0:
             return []
         if grey is None:
             grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         scale = 2.0 if max(grey.shape[:2]) < STILL_ENLARGE_BELOW else 1.0
-        both: list[Box] = []
-        one: list[Box] = []
+        with_eye: list[Box] = []
+        without: list[Box] = []
         for box in self.detector.detect(grey, grey, downscale=scale):   # largest first
-            confirmed, eyes = self._confirmed(grey, box), self._eyes(grey, box)
-            if confirmed and eyes:
-                both.append(box)
-            elif confirmed or eyes == 2:
-                one.append(box)
-        return both + one
+            if self._confirmed(grey, box):
+                (with_eye if self._has_eye(grey, box) else without).append(box)
+        return with_eye + without
 
     def _confirmed(self, grey: np.ndarray, box: Box) -> bool:
         """Return True when the confirming cascade finds a face overlapping ``box`` (searched near it only)."""
@@ -149,23 +145,17 @@ class PhotoDetector:
         found = self.confirm.detect(roi, roi, min_size=max(8, int(w * 0.5)), downscale=min(2.0, 160.0 / max(1, w)))
         return any(iou(box, (ox + x0, oy + y0, ow, oh)) >= CONFIRM_IOU for (ox, oy, ow, oh) in found)
 
-    def _eyes(self, grey: np.ndarray, box: Box) -> int:
-        """Return 2 when the eye cascade finds two eyes side by side in the upper 60 % of ``box`` (resized to
-        EYE_SEARCH_PX wide), 1 when it finds one eye (or several at one place), else 0."""
+    def _has_eye(self, grey: np.ndarray, box: Box) -> bool:
+        """Return True when the eye cascade finds an eye in the upper 60 % of ``box`` (resized to EYE_SEARCH_PX
+        wide)."""
         x, y, w, h = box
         roi = grey[max(0, y):y + int(h * 0.6), max(0, x):x + w]
         if roi.size == 0:
-            return 0
+            return False
         f = EYE_SEARCH_PX / max(1, w)
         roi = cv2.equalizeHist(cv2.resize(roi, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR))
         found = self.eyes.detectMultiScale(roi, scaleFactor=1.1, minNeighbors=3, minSize=(12, 12), maxSize=(60, 60))
-        if len(found) == 0:
-            return 0
-        centres = np.array([(ex + ew / 2, ey + eh / 2) for ex, ey, ew, eh in found])
-        dx = np.abs(centres[:, None, 0] - centres[None, :, 0])
-        dy = np.abs(centres[:, None, 1] - centres[None, :, 1])
-        side_by_side = (dx >= 0.25 * EYE_SEARCH_PX) & (dy <= 0.15 * EYE_SEARCH_PX)
-        return 2 if side_by_side.any() else 1
+        return len(found) > 0
 
 
 def detect_faces(frame: np.ndarray, cascade: str = "frontal_default", downscale: float = 1.0,

@@ -5,10 +5,9 @@ enough; otherwise it is skipped with a reason that names the file (or frame):
 
 - *one face*: edge.detect.PhotoDetector (as ``face-edge recognize``): the configured Haar cascade
   at full resolution, photos smaller than 800 px enlarged twice, for faces down to 24 px, each
-  box kept when a second frontal cascade (``alt2``, or ``frontal_default`` when alt2 is the
-  configured one) confirms it or OpenCV's eye cascade finds two eyes side by side in it, which
-  removes the Haar false positives on shirts and backgrounds that would otherwise make a
-  one-person photo look like two;
+  box confirmed by a second frontal cascade (``alt2``, or ``frontal_default`` when alt2 is the
+  configured one), which removes the Haar false positives on shirts and backgrounds that would
+  otherwise make a one-person photo look like two; boxes where an eye is found come first;
 - *sharp*: the variance of the Laplacian of the grey face, resized to
   :data:`SHARPNESS_SIZE` px so faces of any size compare, is at least ``min_sharpness``;
 - *frontal enough*: both frontal cascades fire (each covers roughly +-30 degrees of turn),

@@ -132,8 +132,8 @@ def test_photo_detector_checks_find_the_demo_face_and_not_a_wall():
     frame = _frames(DEMO_CLIP, limit=1)[0]
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     face = detector.faces(frame)[0]
-    assert detector._eyes(grey, face) >= 1 and detector._confirmed(grey, face)
+    assert detector._has_eye(grey, face) and detector._confirmed(grey, face)
     x, y, w, h = face
     wall = np.full_like(grey, int(np.median(grey)))
-    assert detector._eyes(wall, face) == 0 and not detector._confirmed(wall, face)
+    assert not detector._has_eye(wall, face) and not detector._confirmed(wall, face)
     assert detector.faces(wall) == []
