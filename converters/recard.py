@@ -13,30 +13,22 @@ from typing import Optional
 
 import yaml
 
-from edge.bundle import CARD, MANIFEST, SIGNATURE, load_bundle, read_manifest, sha256_file
+from edge.bundle import CARD, MANIFEST, SIGNATURE, load_bundle, read_manifest, sha256_file, verify_files
+from edge.errors import BundleError
 
 from .bundle_writer import publish, staging_folder
 from .errors import ConvertError
-from .regolden import top_level_block
+from .regolden import set_file_hashes
 
 
 def edit_card_hash(text: str, digest: str) -> str:
     """Return manifest ``text`` with the ``files`` entry of MODEL_CARD.md set to ``digest`` (added if absent);
     checked to parse to the old manifest with only that change."""
     lines = text.splitlines()
-    where = top_level_block(lines, "files")
-    if where is None:
-        raise ConvertError(f"{MANIFEST} has no 'files' block")
-    start, end = where
-    entry = f"  {CARD}: {digest}"
-    at = next((j for j in range(start + 1, end) if lines[j].split(":")[0].strip() == CARD), None)
-    if at is None:
-        lines.insert(end, entry)
-    else:
-        lines[at] = entry
+    set_file_hashes(lines, {CARD: digest})
     new_text = "\n".join(lines) + "\n"
     expected = yaml.safe_load(text)
-    expected["files"][CARD] = digest
+    expected.setdefault("files", {})[CARD] = digest
     if yaml.safe_load(new_text) != expected:
         raise ConvertError("internal: the manifest edit changed more than the card's sha256; nothing was written")
     return new_text
@@ -57,11 +49,10 @@ def recard(bundle_dir: str | Path, sign_key: Optional[str | Path] = None) -> str
     if (folder / SIGNATURE).is_file() and private_key is None:
         raise ConvertError(f"bundle {folder} is signed: recording the card would break {SIGNATURE}; "
                            "pass --sign KEY (the key that signed it) to re-sign it")
-    manifest = read_manifest(folder)
-    for rel, expected in manifest.files.items():
-        if rel != CARD and (not (folder / rel).is_file() or sha256_file(folder / rel) != str(expected)):
-            raise ConvertError(f"bundle {folder}: {rel} does not match its sha256; only {CARD} may have changed "
-                               "(convert the model again instead)")
+    try:
+        verify_files(folder, read_manifest(folder), skip=(CARD,))
+    except BundleError as exc:
+        raise ConvertError(f"{exc}; only {CARD} may have changed (convert the model again instead)") from None
     digest = sha256_file(folder / CARD)
     text = (folder / MANIFEST).read_text(encoding="utf-8")
     with staging_folder(folder) as tmp:

@@ -52,6 +52,23 @@ def top_level_block(lines: list[str], key: str) -> Optional[tuple[int, int]]:
     return None
 
 
+def set_file_hashes(lines: list[str], hashes: dict[str, str]) -> None:
+    """Set each ``name: sha256`` of ``hashes`` under the manifest ``lines``' top-level ``files`` block, in place
+    (an entry replaced where it is, a new one added at the block's end, the block added when absent)."""
+    start, end = top_level_block(lines, "files") or (len(lines), len(lines))
+    if start == len(lines):
+        lines.append("files:")
+        end = start + 1
+    for name, digest in hashes.items():
+        entry = f"  {name}: {digest}"
+        at = next((j for j in range(start + 1, end) if lines[j].split(":")[0].strip() == name), None)
+        if at is None:
+            lines.insert(end, entry)
+            end += 1
+        else:
+            lines[at] = entry
+
+
 def edit_manifest_text(text: str, golden: dict[str, Any], hashes: dict[str, str]) -> str:
     """Return manifest ``text`` with its ``golden`` block replaced and ``hashes`` set under ``files``.
 
@@ -65,18 +82,7 @@ def edit_manifest_text(text: str, golden: dict[str, Any], hashes: dict[str, str]
         files_at = top_level_block(lines, "files")
         where = (files_at[0], files_at[0]) if files_at else (len(lines), len(lines))
     lines[where[0]:where[1]] = block
-    start, end = top_level_block(lines, "files") or (len(lines), len(lines))
-    if start == len(lines):
-        lines.append("files:")
-        end = start + 1
-    for name, digest in hashes.items():
-        entry = f"  {name}: {digest}"
-        at = next((j for j in range(start + 1, end) if lines[j].split(":")[0].strip() == name), None)
-        if at is None:
-            lines.insert(end, entry)
-            end += 1
-        else:
-            lines[at] = entry
+    set_file_hashes(lines, hashes)
     new_text = "\n".join(lines) + "\n"
     expected = yaml.safe_load(text)
     expected["golden"] = golden

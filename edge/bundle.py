@@ -325,6 +325,23 @@ def read_manifest(folder: Path) -> Manifest:
     return parse_manifest(data, f"bundle {folder.name}: {MANIFEST}")
 
 
+def verify_files(folder: Path, manifest: Manifest, skip: tuple[str, ...] = ()) -> None:
+    """Check that model.tflite is listed and every listed file but ``skip`` exists inside ``folder`` with its
+    recorded sha256; BundleError names the first that does not."""
+    if MODEL_FILE not in manifest.files:
+        raise BundleError(f"bundle {folder.name}: manifest lists no sha256 for {MODEL_FILE}")
+    for rel, expected in manifest.files.items():
+        path = folder / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise BundleError(f"bundle {folder.name}: file entry {rel!r} leaves the bundle")
+        if rel in skip:
+            continue
+        if not path.is_file():
+            raise BundleError(f"bundle {folder.name}: {rel} is missing")
+        if sha256_file(path) != str(expected):
+            raise BundleError(f"bundle {folder.name}: {rel} does not match its sha256 (corrupt or tampered)")
+
+
 def load_bundle(folder: str | Path, public_key: Any = None) -> Bundle:
     """Return the verified Bundle in ``folder``.
 
@@ -335,16 +352,7 @@ def load_bundle(folder: str | Path, public_key: Any = None) -> Bundle:
     if not folder.is_dir():
         raise BundleError(f"bundle {folder}: no such folder")
     manifest = read_manifest(folder)
-    if MODEL_FILE not in manifest.files:
-        raise BundleError(f"bundle {folder.name}: manifest lists no sha256 for {MODEL_FILE}")
-    for rel, expected in manifest.files.items():
-        path = folder / rel
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            raise BundleError(f"bundle {folder.name}: file entry {rel!r} leaves the bundle")
-        if not path.is_file():
-            raise BundleError(f"bundle {folder.name}: {rel} is missing")
-        if sha256_file(path) != str(expected):
-            raise BundleError(f"bundle {folder.name}: {rel} does not match its sha256 (corrupt or tampered)")
+    verify_files(folder, manifest)
     if public_key is not None:
         verify_signature(folder, public_key)
     return Bundle(path=folder, manifest=manifest, signed=(folder / SIGNATURE).is_file())

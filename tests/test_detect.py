@@ -133,7 +133,6 @@ def test_photo_detector_checks_find_the_demo_face_and_not_a_wall():
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     face = detector.faces(frame)[0]
     assert detector._has_eye(grey, face) and detector._confirmed(grey, face)
-    x, y, w, h = face
     wall = np.full_like(grey, int(np.median(grey)))
     assert not detector._has_eye(wall, face) and not detector._confirmed(wall, face)
     assert detector.faces(wall) == []
