@@ -11,14 +11,18 @@ uses small random-weight MobileNetV2 bundles instead (tests/helpers/tiny_bundles
 For each clip:
 
 1. reference: full-size Haar (frontal_default, no downscale, min_size 40) on every frame of the
-   clip, once (cached): the faces the loop should find.
+   clip, once (cached): the faces the loop should find. With ../shared's weights, also the reference
+   boxes OpenCV's res10 SSD face detector confirms (at 1x and 2x, confidence 0.2; cached): Haar's
+   boxes without its false positives of a frame or two, which no search short of full-size Haar on
+   every frame can repeat.
 2. edge: the clip played unpaced and looped through edge.pipeline.Pipeline, headless, with the
    defaults (models on the model worker thread, ``models.num_threads`` = --threads): frames/s,
    p50/p99/max frame time, the same over the 30 frames after each new track ("while new faces
    arrive"), faces per frame against the reference (as a count, and as matched: a reference face
    counts when a face the loop shows overlaps it by IoU >= 0.3), model looks per second, CPU ms
    per frame, the process's peak RSS after the edge runs (TensorFlow not imported). Then once more,
-   one pass paced at the clip's own frame rate, as a camera delivers frames: faces found then.
+   paced at the clip's own frame rate, as a camera delivers frames (and as files play by default),
+   two plays: faces found then.
    The RSS floor applies to a fresh process per clip playing it alone (what one service holds):
    this process's own peak adds the other runs' leftovers.
 3. naive baseline, same process, afterwards: full-size Haar on every frame and every model run
@@ -48,6 +52,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CACHE = REPO / ".cache" / "bench"
 HAMILTON = REPO.parent / "shared" / "data" / "face_recognition_examples" / "short_hamilton_clip.mp4"
+SSD = REPO.parent / "shared" / "weights" / "opencv_res10_ssd_face"
+SSD_SCALES = (1.0, 2.0)       # the res10 SSD at the frame's size and enlarged twice (it misses small faces at 1x)
+SSD_CONFIDENCE = 0.2
+PACED_PLAYS = 2               # the paced pass plays each clip this many times (one play is a few hundred frames)
 TINY = ("attributes", "multitask")
 NEW_FACE_WINDOW = 30          # frames after a new track that count as "while new faces arrive"
 MATCH_IOU = 0.3
@@ -56,6 +64,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+
+OPENCV_THREADS = cv2.getNumThreads()   # OpenCV's default here: the naive loop runs with it, whatever ran before
 
 
 def peak_rss_mb() -> float:
@@ -187,6 +197,41 @@ def reference_faces(clip: Path) -> list[list[tuple[int, int, int, int]]]:
     return faces
 
 
+def ssd_faces(net: Any, bgr: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Return the res10 SSD's faces (x, y, w, h) in ``bgr`` at SSD_SCALES, confidence >= SSD_CONFIDENCE."""
+    h, w = bgr.shape[:2]
+    out = []
+    for scale in SSD_SCALES:
+        size = (int(w * scale), int(h * scale))
+        net.setInput(cv2.dnn.blobFromImage(cv2.resize(bgr, size), 1.0, size, (104.0, 177.0, 123.0)))
+        for row in net.forward()[0, 0]:
+            if row[2] >= SSD_CONFIDENCE:
+                x0, y0, x1, y1 = row[3] * w, row[4] * h, row[5] * w, row[6] * h
+                out.append((int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
+    return out
+
+
+def confirmed_reference(clip: Path) -> Optional[list[list[tuple[int, int, int, int]]]]:
+    """Return, per frame, full-size Haar's faces that OpenCV's res10 SSD face detector also finds (IoU >= 0.3):
+    the reference without Haar's one-frame false positives (cached; None without ../shared's weights)."""
+    from edge.crop import iou
+
+    prototxt, weights = SSD / "deploy.prototxt", SSD / "res10_300x300_ssd_iter_140000.caffemodel"
+    if not weights.is_file():
+        return None
+    digest = hashlib.sha256(clip.read_bytes()).hexdigest()[:16]
+    cached = CACHE / f"confirmed_{digest}.json"
+    if cached.is_file():
+        return [[tuple(b) for b in f] for f in json.loads(cached.read_text())]
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
+    out = []
+    for frame, boxes in zip(clip_frames(clip), reference_faces(clip)):
+        ssd = ssd_faces(net, frame)
+        out.append([b for b in boxes if any(iou(b, t) >= MATCH_IOU for t in ssd)])
+    cached.write_text(json.dumps(out))
+    return out
+
+
 def matched(reference: list, found: list) -> int:
     """Return how many reference boxes a found box overlaps by IoU >= MATCH_IOU (one to one, greedy)."""
     from edge.crop import iou
@@ -224,6 +269,15 @@ class EdgeRun:
     look_wait_ms: float
     stage_ms: dict = field(default_factory=dict)
     background_searches: int = 0
+    confirmed: int = 0           # reference faces the res10 SSD confirms (0: no SSD weights)
+    confirmed_matched: int = 0
+
+    def confirmed_text(self) -> str:
+        """Return the faces found among the SSD-confirmed reference faces, as text ("" without them)."""
+        if not self.confirmed:
+            return ""
+        return (f"; of the {self.confirmed} the res10 SSD confirms: matched "
+                f"{100 * self.confirmed_matched / self.confirmed:.1f} %")
 
     @property
     def fps(self) -> float:
@@ -249,6 +303,7 @@ def edge_run(clip: Path, models: Path, bundles: list[str], frames: int, threads:
     from edge.pipeline import Pipeline
 
     reference = reference_faces(clip)
+    confirmed = confirmed_reference(clip)
     length = len(reference)
     settings = Settings()
     settings.source.uri = str(clip)
@@ -298,11 +353,14 @@ def edge_run(clip: Path, models: Path, bundles: list[str], frames: int, threads:
                    faces=sum(len(b) for _, b in seen), reference=sum(len(reference[i]) for i, _ in seen),
                    matched=sum(matched(reference[i], b) for i, b in seen), looks=looks, predictions=predictions,
                    stale=stale, look_ms=look_ms, look_wait_ms=wait_ms, stage_ms=stage_ms,
-                   background_searches=searches)
+                   background_searches=searches,
+                   confirmed=sum(len(confirmed[i]) for i, _ in seen) if confirmed else 0,
+                   confirmed_matched=sum(matched(confirmed[i], b) for i, b in seen) if confirmed else 0)
 
 
 def baseline_run(clip: Path, models_dir: Path, bundles: list[str], frames: int, threads: int) -> dict[str, float]:
-    """Return the naive loop's figures: full-size Haar on every frame, every model on every face, one thread."""
+    """Return the naive loop's figures: full-size Haar on every frame, every model on every face, on one
+    Python thread (OpenCV with its default threads, as a naive program runs it)."""
     from edge.config import Settings
     from edge.detect import HaarDetector
     from edge.look import landmarker_of, look_at
@@ -316,6 +374,7 @@ def baseline_run(clip: Path, models_dir: Path, bundles: list[str], frames: int, 
     landmarker = landmarker_of(models)
     detector = HaarDetector(downscale=1.0)
     faces = done = 0
+    cv2.setNumThreads(OPENCV_THREADS)
     t0 = time.perf_counter()
     for frame in clip_frames(clip, frames):
         for box in detector.detect(frame):
@@ -406,9 +465,10 @@ def main() -> int:
     load_before = os.getloadavg()
     for clip in clips:
         reference_faces(clip)                      # computed (or read) before anything is timed
+        confirmed_reference(clip)
     runs = [edge_run(clip, models, bundles, args.frames, args.threads, overrides=args.set) for clip in clips]
-    paced = [edge_run(clip, models, bundles, len(reference_faces(clip)), args.threads, paced=True, overrides=args.set)
-             for clip in clips]
+    paced = [edge_run(clip, models, bundles, PACED_PLAYS * len(reference_faces(clip)), args.threads, paced=True,
+                      overrides=args.set) for clip in clips]
     edge_rss = peak_rss_mb()
     alone = {clip.name: one_process_rss(clip, args) for clip in clips}
     imp, first = import_and_first_frame(clips[0], models, bundles)
@@ -434,14 +494,14 @@ def main() -> int:
         print("stages (ms/frame) " + ", ".join(f"{k} {st[k]:.2f}" for k in ("capture", "detect", "track", "models",
                                                                              "overlay", "sinks")))
         print(f"faces per frame   {run.faces / run.frames:.3f} vs full-size Haar {run.reference / run.frames:.3f}: "
-              f"count {100 * count:.1f} %, matched {100 * recall:.1f} % (IoU >= {MATCH_IOU})")
+              f"count {100 * count:.1f} %, matched {100 * recall:.1f} % (IoU >= {MATCH_IOU}){run.confirmed_text()}")
         print(f"model results     {run.looks / run.seconds:.1f} looks/s ({run.predictions / run.seconds:.1f} model "
               f"predictions/s), {run.look_ms:.1f} ms per look on the worker, {run.look_wait_ms:.1f} ms queued; "
               f"{run.stale} stale looks dropped; {run.background_searches} background whole-frame searches")
         print(f"paced (clip fps)  {live.fps:.1f} frames/s, frame time after capture {percentiles(live.work_ms)}; faces per frame "
               f"{live.faces / live.frames:.3f} vs {live.reference / live.frames:.3f}: count "
-              f"{100 * live.faces / max(1, live.reference):.1f} %, matched {100 * live.matched / max(1, live.reference):.1f} %; "
-              f"{live.background_searches} background searches")
+              f"{100 * live.faces / max(1, live.reference):.1f} %, matched {100 * live.matched / max(1, live.reference):.1f} %"
+              f"{live.confirmed_text()}; {live.background_searches} background searches ({PACED_PLAYS} plays)")
         print(f"naive loop        {base['fps']:.2f} frames/s ({base['faces_per_frame']:.2f} faces/frame, "
               f"{base['frames']} frames): edge is {ratio:.1f}x")
         p99_new = float(np.percentile(run.new_face_ms, 99)) if len(run.new_face_ms) else float(np.percentile(all_ms, 99))
