@@ -34,6 +34,24 @@ def test_rows_round_trip_like_numpy(tmp_path: Path) -> None:
         rows[np.array([50])]
 
 
+def test_reads_larger_than_one_read_call_come_back_whole(tmp_path: Path, monkeypatch) -> None:
+    """Linux reads at most 2 GiB per call; a read is split into READ_CHUNK pieces (here 100 bytes, so every
+    read of more than two rows of 48 bytes takes several calls), and a file cut short is an error."""
+    import trainer.npyrows as npyrows
+
+    a = np.random.default_rng(1).integers(0, 256, (30, 4, 4, 3), dtype=np.uint8)
+    np.save(tmp_path / "a.npy", a)
+    monkeypatch.setattr(npyrows, "READ_CHUNK", 100)
+    rows = NpyRows(tmp_path / "a.npy")
+    assert np.array_equal(np.asarray(rows), a)
+    assert np.array_equal(rows[3:29], a[3:29])
+    rows[0][0, 0, 0] = 0                                     # rows are new, writable arrays
+    with open(tmp_path / "a.npy", "r+b") as fh:
+        fh.truncate(rows.offset + 10 * rows.row_bytes + 5)
+    with pytest.raises(OSError, match="short read at row 10"):
+        np.asarray(NpyRows(tmp_path / "a.npy"))
+
+
 def test_a_pass_over_the_file_does_not_grow_rss(tmp_path: Path) -> None:
     """Writing and reading 150 MB through NpyRows/NpyRowWriter; a memmap doing the same grows RSS by it."""
     n, shape = 4000, (112, 112, 3)           # 4000 crops of 112 px: 150 MB
