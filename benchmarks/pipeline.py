@@ -46,7 +46,7 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -182,19 +182,27 @@ def clip_frames(path: Path, count: Optional[int] = None) -> Iterator[np.ndarray]
             return
 
 
+def cached_boxes(kind: str, clip: Path, compute: Callable[[], list]) -> list[list[tuple[int, int, int, int]]]:
+    """Return per-frame boxes of ``clip`` from CACHE/<kind>_<its sha256>.json, made by ``compute()`` when absent."""
+    digest = hashlib.sha256(clip.read_bytes()).hexdigest()[:16]
+    cached = CACHE / f"{kind}_{digest}.json"
+    if cached.is_file():
+        return [[tuple(b) for b in f] for f in json.loads(cached.read_text())]
+    boxes = compute()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(boxes))
+    return boxes
+
+
 def reference_faces(clip: Path) -> list[list[tuple[int, int, int, int]]]:
     """Return full-size Haar's faces on every frame of ``clip`` (cached by the clip's sha256)."""
     from edge.detect import HaarDetector
 
-    digest = hashlib.sha256(clip.read_bytes()).hexdigest()[:16]
-    cached = CACHE / f"reference_{digest}.json"
-    if cached.is_file():
-        return [[tuple(b) for b in f] for f in json.loads(cached.read_text())]
-    detector = HaarDetector("frontal_default", downscale=1.0, min_size=40)
-    faces = [detector.detect(frame) for frame in clip_frames(clip)]
-    CACHE.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(faces))
-    return faces
+    def compute() -> list:
+        detector = HaarDetector("frontal_default", downscale=1.0, min_size=40)
+        return [detector.detect(frame) for frame in clip_frames(clip)]
+
+    return cached_boxes("reference", clip, compute)
 
 
 def ssd_faces(net: Any, bgr: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -219,17 +227,16 @@ def confirmed_reference(clip: Path) -> Optional[list[list[tuple[int, int, int, i
     prototxt, weights = SSD / "deploy.prototxt", SSD / "res10_300x300_ssd_iter_140000.caffemodel"
     if not weights.is_file():
         return None
-    digest = hashlib.sha256(clip.read_bytes()).hexdigest()[:16]
-    cached = CACHE / f"confirmed_{digest}.json"
-    if cached.is_file():
-        return [[tuple(b) for b in f] for f in json.loads(cached.read_text())]
-    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
-    out = []
-    for frame, boxes in zip(clip_frames(clip), reference_faces(clip)):
-        ssd = ssd_faces(net, frame)
-        out.append([b for b in boxes if any(iou(b, t) >= MATCH_IOU for t in ssd)])
-    cached.write_text(json.dumps(out))
-    return out
+
+    def compute() -> list:
+        net = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
+        out = []
+        for frame, boxes in zip(clip_frames(clip), reference_faces(clip)):
+            ssd = ssd_faces(net, frame)
+            out.append([b for b in boxes if any(iou(b, t) >= MATCH_IOU for t in ssd)])
+        return out
+
+    return cached_boxes("confirmed", clip, compute)
 
 
 def matched(reference: list, found: list) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 
 READ_CHUNK = 1 << 30   # bytes per read call
 
+
 def _header(shape: Sequence[int], dtype: np.dtype) -> bytes:
     """Return the .npy magic and header for a C-ordered array of ``shape`` and ``dtype``."""
     buf = io.BytesIO()
