@@ -136,3 +136,22 @@ def test_photo_detector_checks_find_the_demo_face_and_not_a_wall():
     wall = np.full_like(grey, int(np.median(grey)))
     assert not detector._has_eye(wall, face) and not detector._confirmed(wall, face)
     assert detector.faces(wall) == []
+
+
+def test_photo_detector_finds_a_head_tilted_25_degrees_by_searching_the_photo_turned():
+    from edge.config import DetectorSettings
+    from edge.detect import PhotoDetector
+
+    detector = PhotoDetector(DetectorSettings())
+    frame = _frames(DEMO_CLIP, limit=1)[0]
+    (x, y, w, h), = detector.faces(frame)
+    height, width = frame.shape[:2]
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), 25, 1.0)
+    tilted = cv2.warpAffine(frame, turn, (width, height), borderMode=cv2.BORDER_REPLICATE)
+    grey = cv2.cvtColor(tilted, cv2.COLOR_BGR2GRAY)
+    # Upright, neither cascade finds the tilted face.
+    assert detector.detector.detect(grey, grey, downscale=2.0) == []
+    assert detector.second.detect(grey, grey, downscale=2.0) == []
+    cx, cy = turn @ np.array([x + w / 2, y + h / 2, 1.0])
+    (fx, fy, fw, fh), = detector.faces(tilted)
+    assert abs(fx + fw / 2 - cx) < 0.1 * w and abs(fy + fh / 2 - cy) < 0.1 * w and 0.8 * w < fw < 1.25 * w
