@@ -317,3 +317,29 @@ def test_the_pipeline_shows_enrolled_names_and_distances(tmp_path: Path, models_
     # recognition.threshold in the config overrides the gallery's: with a tiny one he is unknown.
     unknown = run_pipeline_on(tmp_path, models_dir, folder / "obama.jpg", threshold=1e-9)
     assert unknown and all(s.recognised and s.name is None for s in unknown)
+
+
+def _unit(*values: float) -> np.ndarray:
+    v = np.asarray(values, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_a_warning_flags_a_sample_unlike_the_persons_others_not_one_that_also_looks_like_someone() -> None:
+    from edge.enroll import EnrollResult, consistency_warnings
+
+    alice, bob, carol = _unit(1, 0, 0, 0), _unit(0, 1, 0, 0), _unit(0, 0, 1, 0)
+    gallery = Gallery("m", "1", dim=4, threshold=0.3)
+    gallery.add("bob", np.stack([bob, bob]))
+    both = _unit(1, 1, 0, 0)    # cosine distance 0.293 to alice's samples and to bob's
+    bob_photo = _unit(0, 1, -0.3, 0)   # 0.042 from bob's samples, 0.323 from "both"
+    samples = [Sample("a1.jpg", (0, 0, 9, 9), alice, 99.0), Sample("a2.jpg", (0, 0, 9, 9), alice, 99.0),
+               Sample("both.jpg", (0, 0, 9, 9), both, 99.0), Sample("bob.jpg", (0, 0, 9, 9), bob_photo, 99.0),
+               Sample("carol.jpg", (0, 0, 9, 9), carol, 99.0)]
+    warnings = consistency_warnings(gallery, "alice", EnrollResult(samples))
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("bob.jpg looks unlike the other samples of alice") and "looks like bob" in warnings[0]
+    assert warnings[1].startswith("carol.jpg looks unlike the other samples of alice") and "looks like" not in warnings[1]
+    # A first and only sample has nothing of its own to be compared with: it is flagged when it looks like bob.
+    alone = consistency_warnings(gallery, "dave", EnrollResult([Sample("d.jpg", (0, 0, 9, 9), both, 99.0)]))
+    assert len(alone) == 1 and alone[0].startswith("d.jpg looks like bob"), alone
+    assert consistency_warnings(gallery, "erin", EnrollResult([Sample("e.jpg", (0, 0, 9, 9), carol, 99.0)])) == []
