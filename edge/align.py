@@ -6,6 +6,11 @@ corner of the eye on the image's right, then of the other eye, then the bottom o
 fractions of that crop: a point at fraction ``f`` of a crop cut from the frame square
 ``(x0, y0, side)`` lies at frame pixel ``x0 + f * side - 0.5`` (pixel centres at integers).
 
+A landmarks bundle may also carry dlib's 5-point shape predictor (its manifest's ``shape_predictor``
+block names the .npz, edge.shape_predictor). The network still decides that the box holds a face whose
+points it can place; the points returned are then the predictor's, run on the HOG-style box dlib's
+model was trained with: on the tuning people they named fewer strangers than the network's own points.
+
 :class:`FaceInputs` cuts, for one face in one frame, each model's input once per crop spec:
 a box crop (``edge.crop.crop_face``) or an aligned chip (``edge.crop.crop_aligned``) from the
 landmarks, which are computed once, when the first aligned model asks. A face that cannot be
@@ -19,8 +24,9 @@ from typing import Optional
 import numpy as np
 
 from .crop import Box, CropSpec, crop_aligned, crop_face, square_region
-from .errors import FaceEdgeError
+from .errors import BundleError, FaceEdgeError
 from .models import FaceModel
+from .shape_predictor import MANIFEST_KEY, ShapePredictor, dlib_rect, hog_like
 
 MIN_ALIGN_FACE_PX = 20     # a smaller face box is not aligned: its chip would be mostly interpolation
 POINT_SLACK = 0.15         # a landmark beyond this fraction outside its crop means the model lost the face
@@ -57,6 +63,7 @@ class Landmarker:
     def __init__(self, model: FaceModel):
         self.model = model
         self.head = landmark_head(model)
+        self.shape_predictor = shape_predictor_of(model)
 
     @property
     def spec(self) -> CropSpec:
@@ -78,7 +85,25 @@ class Landmarker:
             raise AlignmentError(f"bundle {self.model.name}: expected {NUM_POINTS} landmark points")
         if np.any(fractions < -POINT_SLACK) or np.any(fractions > 1.0 + POINT_SLACK):
             raise AlignmentError("landmarks fall outside the face crop; the face is not aligned")
+        if self.shape_predictor is not None:
+            return self.shape_predictor.points(frame, dlib_rect(hog_like(box)))
         return from_fractions(fractions, box, self.spec)
+
+
+def shape_predictor_of(model: FaceModel) -> Optional[ShapePredictor]:
+    """Return the shape predictor a landmarks bundle carries (its manifest's ``shape_predictor.file``, which
+    must be one of the bundle's checked files), or None; BundleError when it is named but unusable."""
+    block = model.manifest.extra.get(MANIFEST_KEY)
+    if not block:
+        return None
+    name = block.get("file") if isinstance(block, dict) else None
+    if not isinstance(name, str) or name not in model.manifest.files:
+        raise BundleError(f"bundle {model.name}: {MANIFEST_KEY}.file must name one of the bundle's listed files")
+    predictor = ShapePredictor.load(model.bundle.path / name)
+    if predictor.num_points != NUM_POINTS:
+        raise BundleError(f"bundle {model.name}: its shape predictor places {predictor.num_points} points, "
+                          f"not {NUM_POINTS}")
+    return predictor
 
 
 class FaceInputs:

@@ -5,7 +5,7 @@ other tasks pad tight crops) gives the face box the device would see; dlib's HOG
 gives the box its 5-point shape predictor was trained on. Where the two agree (IoU >= 0.3)
 the shape predictor's points on the HOG box are the label: the landmarks dlib itself would use
 to align that face. The predictor is also run on the Haar box mapped to HOG framing
-(:func:`trainer.teacher.hog_like`), the other way a device could get dlib's points, so the two
+(:func:`edge.shape_predictor.hog_like`), the other way a device could get dlib's points, so the two
 can be compared.
 
 ``python -m trainer.landmark_teacher DATASET...`` caches the labels under
@@ -26,7 +26,8 @@ from edge.detect import HaarDetector
 from trainer.errors import DataError
 from trainer.npyrows import save_npz_atomic
 from trainer.teacher import DEFAULT_DIR as TEACHER_DIR
-from trainer.teacher import dataset_files, hog_like, padded
+from edge.shape_predictor import hog_like
+from trainer.teacher import dataset_files, padded
 
 DEFAULT_DIR = TEACHER_DIR.parent / "landmark_labels"
 MATCH_IOU = 0.3

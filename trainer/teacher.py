@@ -24,6 +24,7 @@ import numpy as np
 
 from edge.crop import Box, iou
 from edge.detect import HaarDetector
+from edge.shape_predictor import hog_like
 from trainer.errors import DataError
 from trainer.npyrows import save_npz_atomic
 
@@ -42,21 +43,6 @@ class TeacherFace:
     vector: np.ndarray
     box: Box
     source: int
-
-
-# A Haar box is larger and sits higher than the HOG box dlib's landmark model was trained on:
-# medians over 1,070 celeba_wild + ORL faces where both fired (HOG side = 0.88-0.99 x Haar side,
-# HOG centre 0.07-0.09 Haar sides lower).
-HAAR_TO_HOG_SCALE = 0.92
-HAAR_TO_HOG_SHIFT_Y = 0.08
-
-
-def hog_like(box: Box) -> Box:
-    """Return the HOG-style box (the framing dlib's landmark model expects) for a Haar box."""
-    x, y, w, h = box
-    side = w * HAAR_TO_HOG_SCALE
-    cx, cy = x + w / 2.0, y + h / 2.0 + HAAR_TO_HOG_SHIFT_Y * w
-    return int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side)), int(round(side))
 
 
 def dlib_available() -> bool:

