@@ -394,21 +394,26 @@ def device_system(name: str, bundle: str | Path, landmarks: Optional[str | Path]
 
 
 def device_photo(analyzer: Any, bgr: np.ndarray) -> PhotoFace:
-    """Return the largest face of a BGR photo as a device system sees it (landmarks + embedding timed)."""
+    """Return the largest face of a BGR photo as a device system sees it (landmarks + embedding timed once)."""
     from edge.align import AlignmentError
+    from edge.errors import FaceEdgeError
 
     boxes = analyzer.face_locations(bgr)
     if not boxes:
         return PhotoFace()
     start = time.perf_counter()
+    try:
+        vector = analyzer.face_encodings(bgr, [boxes[0]])[0]
+    except FaceEdgeError:
+        vector = None
+    ms = 1000.0 * (time.perf_counter() - start)
     points = None
     if analyzer.landmarker is not None:
         try:
             points = analyzer.landmarker.points(bgr, boxes[0])
         except AlignmentError:
             return PhotoFace(boxes[0])
-    vector = analyzer.face_encodings(bgr, [boxes[0]])[0]
-    return PhotoFace(boxes[0], vector, points, 1000.0 * (time.perf_counter() - start))
+    return PhotoFace(boxes[0], vector, points, ms)
 
 
 def see_photos(systems: Sequence[System], photos: dict[str, list[Path]]) -> None:
