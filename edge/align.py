@@ -20,6 +20,7 @@ for the aligned models only; the caller skips that look and counts it.
 from __future__ import annotations
 
 from typing import Optional
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -90,19 +91,29 @@ class Landmarker:
         return from_fractions(fractions, box, self.spec)
 
 
+_predictors: "WeakKeyDictionary[FaceModel, Optional[ShapePredictor]]" = WeakKeyDictionary()
+
+
 def shape_predictor_of(model: FaceModel) -> Optional[ShapePredictor]:
     """Return the shape predictor a landmarks bundle carries (its manifest's ``shape_predictor.file``, which
-    must be one of the bundle's checked files), or None; BundleError when it is named but unusable."""
+    must be one of the bundle's checked files), or None; BundleError when it is named but unusable.
+
+    Read once per loaded model (edge.pipeline.load_models reads it with the bundle, so a bad one is that
+    bundle's load error), then shared by every Landmarker of that model.
+    """
+    if model in _predictors:
+        return _predictors[model]
     block = model.manifest.extra.get(MANIFEST_KEY)
-    if not block:
-        return None
-    name = block.get("file") if isinstance(block, dict) else None
-    if not isinstance(name, str) or name not in model.manifest.files:
-        raise BundleError(f"bundle {model.name}: {MANIFEST_KEY}.file must name one of the bundle's listed files")
-    predictor = ShapePredictor.load(model.bundle.path / name)
-    if predictor.num_points != NUM_POINTS:
-        raise BundleError(f"bundle {model.name}: its shape predictor places {predictor.num_points} points, "
-                          f"not {NUM_POINTS}")
+    predictor = None
+    if block:
+        name = block.get("file") if isinstance(block, dict) else None
+        if not isinstance(name, str) or name not in model.manifest.files:
+            raise BundleError(f"bundle {model.name}: {MANIFEST_KEY}.file must name one of the bundle's listed files")
+        predictor = ShapePredictor.load(model.bundle.path / name)
+        if predictor.num_points != NUM_POINTS:
+            raise BundleError(f"bundle {model.name}: its shape predictor places {predictor.num_points} points, "
+                              f"not {NUM_POINTS}")
+    _predictors[model] = predictor
     return predictor
 
 

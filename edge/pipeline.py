@@ -38,7 +38,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .align import Landmarker
+from .align import Landmarker, shape_predictor_of
 from .bundle import load_bundle, load_public_key
 from .config import Settings
 from .crop import Box
@@ -135,8 +135,8 @@ class FrameClock:
 def load_models(settings: Settings, names: Optional[Sequence[str]] = None) -> tuple[dict[str, FaceModel], list[str]]:
     """Return ({name: FaceModel}, errors) for the bundles ``names`` (default ``settings.models.bundles``).
 
-    Each bundle that fails (missing folder, bad sha256 or signature, bad manifest, no runtime)
-    gives one error line and is skipped; the others load.
+    Each bundle that fails (missing folder, bad sha256 or signature, bad manifest, no runtime, an unusable
+    shape predictor) gives one error line and is skipped; the others load.
     """
     cfg = settings.models
     names = list(cfg.bundles if names is None else names)
@@ -160,7 +160,10 @@ def load_models(settings: Settings, names: Optional[Sequence[str]] = None) -> tu
             if not cfg.views:  # faster, at the bundle's one-call figures (its card gives both)
                 bundle = replace(bundle, manifest=replace(bundle.manifest, views=PLAIN))
             runtime = get_runtime(cfg.runtime)
-            models[name] = FaceModel(bundle, runtime, cfg.num_threads)
+            model = FaceModel(bundle, runtime, cfg.num_threads)
+            if model.task == "landmarks":
+                shape_predictor_of(model)   # read with its bundle: a bad one is this bundle's error
+            models[name] = model
         except FaceEdgeError as exc:
             message = str(exc)
             if name not in message:   # the manifest's name differs from the configured folder's

@@ -123,3 +123,24 @@ def test_arrays_that_do_not_fit_are_a_bundle_error(arrays) -> None:
     bad = dict(arrays, split_idx=arrays["split_idx"] + 10_000)   # feature pixels that do not exist
     with pytest.raises(BundleError, match="do not fit"):
         ShapePredictor(bad)
+
+
+def test_an_unusable_predictor_is_its_bundles_load_error(tmp_path: Path) -> None:
+    """A predictor file that matches its sha256 but is no predictor: the landmarks bundle is skipped with one
+    error line, like any bundle that fails to load; the others load."""
+    from converters.regolden import set_file_hashes
+    from edge.bundle import MANIFEST, sha256_file
+    from edge.config import settings_from_dict
+    from edge.pipeline import load_models
+
+    models = tmp_path / "models"
+    for name in ("landmarks", "embedding"):
+        shutil.copytree(REPO / "models" / name, models / name)
+    np.savez(models / "landmarks" / "shape_predictor.npz", initial_shape=np.zeros(10, np.float32))
+    lines = (models / "landmarks" / MANIFEST).read_text().splitlines()
+    set_file_hashes(lines, {"shape_predictor.npz": sha256_file(models / "landmarks" / "shape_predictor.npz")})
+    (models / "landmarks" / MANIFEST).write_text("\n".join(lines) + "\n")
+    settings = settings_from_dict({"models": {"dir": str(models), "bundles": ["landmarks", "embedding"]}})
+    loaded, errors = load_models(settings)
+    assert list(loaded) == ["embedding"]
+    assert len(errors) == 1 and "landmarks" in errors[0] and "missing arrays" in errors[0], errors
