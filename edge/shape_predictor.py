@@ -122,10 +122,10 @@ class ShapePredictor:
             inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
             seen = flat[np.where(inside, y * width + x, 0)]
             values = np.where(inside, seen.sum(1, dtype=np.int32) // seen.shape[1], 0).astype(np.float32)
-            first, second, thresh = self._first[level], self._second[level], self._thresh[level]
+            # Every split of the level at once (7,500 comparisons), then each tree walks its own.
+            goes_left = values[self._first[level]] - values[self._second[level]] > self._thresh[level]
             node = np.zeros(len(self._trees), np.intp)
             for _ in range(self.depth):
-                at = self._roots + node
-                node = 2 * node + 2 - (values[first[at]] - values[second[at]] > thresh[at])
+                node = 2 * node + 2 - goes_left[self._roots + node]
             shape = shape + self._leaves[level][self._leaf_base + node].sum(0, dtype=np.float32).reshape(-1, 2)
         return (origin + shape.astype(np.float64) * span).astype(np.float32)
