@@ -40,7 +40,7 @@ def default_dat() -> Path:
 
 def dlib_agreement(arrays: dict[str, np.ndarray], dat: Path, frames: int = 40) -> Optional[dict[str, Any]]:
     """Return how closely the NumPy predictor repeats ``dlib.shape_predictor(dat)`` on Haar faces of the demo
-    clip (points rounded as dlib rounds them), or None when dlib is not installed."""
+    clip (both give whole pixels), or None when dlib is not installed."""
     try:
         import dlib
     except ImportError:
@@ -65,7 +65,7 @@ def dlib_agreement(arrays: dict[str, np.ndarray], dat: Path, frames: int = 40) -
             left, top, right, bottom = dlib_rect(hog_like(box))
             shape = reference(rgb, dlib.rectangle(left, top, right, bottom))
             want = np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], np.float32)
-            got = np.floor(ours.points(rgb, (left, top, right, bottom)) + 0.5)
+            got = ours.points(rgb, (left, top, right, bottom))
             diff = float(np.abs(got - want).max())
             faces += 1
             equal += diff == 0

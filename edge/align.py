@@ -9,7 +9,8 @@ fractions of that crop: a point at fraction ``f`` of a crop cut from the frame s
 A landmarks bundle may also carry dlib's 5-point shape predictor (its manifest's ``shape_predictor``
 block names the .npz, edge.shape_predictor). The network still decides that the box holds a face whose
 points it can place; the points returned are then the predictor's, run on the HOG-style box dlib's
-model was trained with: on the tuning people they named fewer strangers than the network's own points.
+model was trained with, unless the two disagree by more than MAX_DISAGREEMENT (then the face is not
+aligned): on the tuning people they named fewer strangers than the network's own points.
 
 :class:`FaceInputs` cuts, for one face in one frame, each model's input once per crop spec:
 a box crop (``edge.crop.crop_face``) or an aligned chip (``edge.crop.crop_aligned``) from the
@@ -32,6 +33,11 @@ from .shape_predictor import MANIFEST_KEY, ShapePredictor, dlib_rect, hog_like
 MIN_ALIGN_FACE_PX = 20     # a smaller face box is not aligned: its chip would be mostly interpolation
 POINT_SLACK = 0.15         # a landmark beyond this fraction outside its crop means the model lost the face
 NUM_POINTS = 5
+# Where the network's points and the shape predictor's are further apart than this many eye distances on
+# average, the box is not aligned (a false detection, or a face neither model places): on the tuning people
+# (0.2 against no limit) faces found 611 -> 599, pairs where both found a face 0.948 -> 0.953, strangers named
+# 2.2 % -> 2.1 %, enrolled named correctly 92.4 % -> 92.7 %.
+MAX_DISAGREEMENT: Optional[float] = 0.2
 
 
 class AlignmentError(FaceEdgeError):
@@ -86,9 +92,19 @@ class Landmarker:
             raise AlignmentError(f"bundle {self.model.name}: expected {NUM_POINTS} landmark points")
         if np.any(fractions < -POINT_SLACK) or np.any(fractions > 1.0 + POINT_SLACK):
             raise AlignmentError("landmarks fall outside the face crop; the face is not aligned")
-        if self.shape_predictor is not None:
-            return self.shape_predictor.points(frame, dlib_rect(hog_like(box)))
-        return from_fractions(fractions, box, self.spec)
+        points = from_fractions(fractions, box, self.spec)
+        if self.shape_predictor is None:
+            return points
+        refined = self.shape_predictor.points(frame, dlib_rect(hog_like(box)))
+        if MAX_DISAGREEMENT is not None and disagreement(points, refined) > MAX_DISAGREEMENT:
+            raise AlignmentError("the two landmark models disagree on this face; it is not aligned")
+        return refined
+
+
+def disagreement(points: np.ndarray, other: np.ndarray) -> float:
+    """Return the mean distance between two sets of the five points, in eye distances (of ``other``)."""
+    eyes = float(np.linalg.norm(other[[0, 1]].mean(0) - other[[2, 3]].mean(0)))
+    return float(np.linalg.norm(points - other, axis=1).mean()) / max(eyes, 1e-3)
 
 
 _predictors: "WeakKeyDictionary[FaceModel, Optional[ShapePredictor]]" = WeakKeyDictionary()

@@ -106,8 +106,8 @@ class ShapePredictor:
         return len(self.initial)
 
     def points(self, frame: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
-        """Return the landmarks (N x 2 float, frame pixels) of the face in ``rect`` = (left, top, right,
-        bottom), dlib's inclusive corners, in a BGR, RGB or grey uint8 ``frame``."""
+        """Return the landmarks (N x 2, whole frame pixels as dlib rounds them) of the face in ``rect`` = (left,
+        top, right, bottom), dlib's inclusive corners, in a BGR, RGB or grey uint8 ``frame``."""
         left, top, right, bottom = (float(v) for v in rect)
         origin = np.array([left, top], np.float64)
         span = np.array([right - left, bottom - top], np.float64)
@@ -128,4 +128,6 @@ class ShapePredictor:
             for _ in range(self.depth):
                 node = 2 * node + 2 - goes_left[self._roots + node]
             shape = shape + self._leaves[level][self._leaf_base + node].sum(0, dtype=np.float32).reshape(-1, 2)
-        return (origin + shape.astype(np.float64) * span).astype(np.float32)
+        # dlib returns whole pixels (its full_object_detection holds points of longs): so does this, which is
+        # also what the embedding's thresholds were measured with (chips cut from dlib's own points).
+        return np.floor(origin + shape.astype(np.float64) * span + 0.5).astype(np.float32)

@@ -72,9 +72,9 @@ def test_numpy_predictor_places_dlibs_points_on_the_demo_faces(arrays) -> None:
         shape = reference(rgb, dlib.rectangle(left, top, right, bottom))
         want = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], float)
         got = ours.points(rgb, (left, top, right, bottom))
-        assert got.shape == (5, 2)
-        diffs.append(np.abs(np.floor(got + 0.5) - want).max())
-    # dlib rounds its points to whole pixels; float rounding at a half pixel may tip one by a pixel.
+        assert got.shape == (5, 2) and np.array_equal(got, np.round(got))   # whole pixels, as dlib's
+        diffs.append(np.abs(got - want).max())
+    # Float rounding at a half pixel may tip a point, or a feature pixel, by one pixel.
     assert max(diffs) <= 1.0 and np.mean(np.array(diffs) == 0) >= 0.9, diffs
     # Grey, BGR and RGB frames read the same intensities (the mean of the three channels).
     rgb, box = faces[0]
@@ -144,3 +144,29 @@ def test_an_unusable_predictor_is_its_bundles_load_error(tmp_path: Path) -> None
     loaded, errors = load_models(settings)
     assert list(loaded) == ["embedding"]
     assert len(errors) == 1 and "landmarks" in errors[0] and "missing arrays" in errors[0], errors
+
+
+def test_a_face_the_two_landmark_models_disagree_on_is_not_aligned() -> None:
+    """The predictor is replaced by one that puts the points half an eye distance off (a stand-in: on the
+    real models the two agree on the demo faces)."""
+    from edge.align import MAX_DISAGREEMENT, AlignmentError, Landmarker, disagreement
+    from edge.models import FaceModel
+
+    landmarker = Landmarker(FaceModel(load_bundle(REPO / "models" / "landmarks")))
+    rgb, box = _demo_faces(3)[0]
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    points = landmarker.points(bgr, box)
+    real = landmarker.shape_predictor
+    network = Landmarker(landmarker.model)
+    network.shape_predictor = None
+    assert disagreement(network.points(bgr, box), points) < MAX_DISAGREEMENT
+
+    class Off:
+        def points(self, frame, rect):
+            found = real.points(frame, rect)
+            eyes = np.linalg.norm(found[[0, 1]].mean(0) - found[[2, 3]].mean(0))
+            return found + np.float32(0.5 * eyes)
+
+    landmarker.shape_predictor = Off()
+    with pytest.raises(AlignmentError, match="disagree"):
+        landmarker.points(bgr, box)
