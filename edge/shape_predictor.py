@@ -9,7 +9,7 @@ the three colour channels at the rounded position, 0 outside the frame, as dlib 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from .crop import Box
 from .errors import BundleError
 
 ARRAYS = ("initial_shape", "split_idx", "split_thresh", "leaf_values", "anchor_idx", "deltas")
+GOLDEN_POINTS = "golden_points"   # optional: its points on the bundle's golden faces, whole crop as the box
 MANIFEST_KEY = "shape_predictor"   # a landmarks manifest's {file: ..., ...} block
 # A Haar box is larger and sits higher than the HOG box dlib's landmark model was trained on:
 # medians over 1,070 celeba_wild + ORL faces where both fired (HOG side = 0.88-0.99 x Haar side,
@@ -31,6 +32,11 @@ def hog_like(box: Box) -> Box:
     side = w * HAAR_TO_HOG_SCALE
     cx, cy = x + w / 2.0, y + h / 2.0 + HAAR_TO_HOG_SHIFT_Y * w
     return int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side)), int(round(side))
+
+
+def crop_rect(crop: np.ndarray) -> tuple[int, int, int, int]:
+    """Return the (left, top, right, bottom) of a whole crop: the box golden points are recorded on."""
+    return 0, 0, crop.shape[1] - 1, crop.shape[0] - 1
 
 
 def dlib_rect(box: Box) -> tuple[int, int, int, int]:
@@ -90,6 +96,8 @@ class ShapePredictor:
         self._roots = self._trees * splits
         self._leaf_base = self._trees * (splits + 1) - splits
         self._initial64 = self.initial.astype(np.float64)
+        golden = arrays.get(GOLDEN_POINTS)
+        self.golden_points = None if golden is None else np.asarray(golden, np.float32)
 
     @classmethod
     def load(cls, path: str | Path) -> "ShapePredictor":
@@ -99,6 +107,18 @@ class ShapePredictor:
                 return cls({k: data[k] for k in data.files})
         except (OSError, ValueError) as exc:
             raise BundleError(f"shape predictor {path}: {exc}") from None
+
+    def golden_errors(self, faces: np.ndarray) -> Optional[np.ndarray]:
+        """Return, per golden face (uint8 RGB crops), the largest distance in pixels between this predictor's
+        points (the whole crop as the box) and the points recorded when the bundle was made; None when none
+        were recorded. BundleError when the recording does not fit the faces."""
+        if self.golden_points is None:
+            return None
+        if self.golden_points.shape != (len(faces), self.num_points, 2):
+            raise BundleError(f"shape predictor: {GOLDEN_POINTS} has shape {self.golden_points.shape}, "
+                              f"expected ({len(faces)}, {self.num_points}, 2)")
+        return np.array([float(np.abs(self.points(face, crop_rect(face)) - want).max())
+                         for face, want in zip(faces, self.golden_points)])
 
     @property
     def num_points(self) -> int:

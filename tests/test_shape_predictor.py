@@ -170,3 +170,29 @@ def test_a_face_the_two_landmark_models_disagree_on_is_not_aligned() -> None:
     landmarker.shape_predictor = Off()
     with pytest.raises(AlignmentError, match="disagree"):
         landmarker.points(bgr, box)
+
+
+def test_golden_replay_checks_the_predictors_recorded_points(tmp_path: Path) -> None:
+    """install-bundle's golden replay (edge.push.compare_golden) also replays the predictor on the golden faces:
+    the recorded points are reproduced here, and points moved by 3 px fail it."""
+    from converters.regolden import set_file_hashes
+    from converters.shape_predictor import add_shape_predictor
+    from edge.bundle import MANIFEST, sha256_file
+    from edge.models import FaceModel
+    from edge.push import compare_golden
+
+    folder = tmp_path / "landmarks"
+    shutil.copytree(REPO / "models" / "landmarks", folder)
+    add_shape_predictor(folder)
+    report = compare_golden(FaceModel(load_bundle(folder)))
+    assert report.ok and "shape predictor 4 faces, at most 0 px" in report.detail, report
+    npz = folder / "shape_predictor.npz"
+    with np.load(npz) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["golden_points"][1] += 3
+    np.savez(npz, **arrays)
+    lines = (folder / MANIFEST).read_text().splitlines()
+    set_file_hashes(lines, {"shape_predictor.npz": sha256_file(npz)})
+    (folder / MANIFEST).write_text("\n".join(lines) + "\n")
+    report = compare_golden(FaceModel(load_bundle(folder)))
+    assert not report.ok and "shape predictor on face 1: 3 px" in report.detail, report
