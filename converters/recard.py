@@ -11,27 +11,12 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
 from edge.bundle import CARD, MANIFEST, SIGNATURE, load_bundle, read_manifest, sha256_file, verify_files
 from edge.errors import BundleError
 
 from .bundle_writer import publish, staging_folder
 from .errors import ConvertError
-from .regolden import set_file_hashes
-
-
-def edit_card_hash(text: str, digest: str) -> str:
-    """Return manifest ``text`` with the ``files`` entry of MODEL_CARD.md set to ``digest`` (added if absent);
-    checked to parse to the old manifest with only that change."""
-    lines = text.splitlines()
-    set_file_hashes(lines, {CARD: digest})
-    new_text = "\n".join(lines) + "\n"
-    expected = yaml.safe_load(text)
-    expected.setdefault("files", {})[CARD] = digest
-    if yaml.safe_load(new_text) != expected:
-        raise ConvertError("internal: the manifest edit changed more than the card's sha256; nothing was written")
-    return new_text
+from .regolden import edit_manifest_blocks
 
 
 def recard(bundle_dir: str | Path, sign_key: Optional[str | Path] = None) -> str:
@@ -58,7 +43,7 @@ def recard(bundle_dir: str | Path, sign_key: Optional[str | Path] = None) -> str
     with staging_folder(folder) as tmp:
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
         (tmp / SIGNATURE).unlink(missing_ok=True)
-        (tmp / MANIFEST).write_text(edit_card_hash(text, digest), encoding="utf-8")
+        (tmp / MANIFEST).write_text(edit_manifest_blocks(text, {}, {CARD: digest}), encoding="utf-8")
         if private_key is not None:
             sign_manifest(tmp, private_key)
         load_bundle(tmp, private_key.public_key() if private_key is not None else None)

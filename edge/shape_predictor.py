@@ -117,8 +117,12 @@ class ShapePredictor:
         if self.golden_points.shape != (len(faces), self.num_points, 2):
             raise BundleError(f"shape predictor: {GOLDEN_POINTS} has shape {self.golden_points.shape}, "
                               f"expected ({len(faces)}, {self.num_points}, 2)")
-        return np.array([float(np.abs(self.points(face, crop_rect(face)) - want).max())
-                         for face, want in zip(faces, self.golden_points)])
+        return np.abs(self.crop_points(faces) - self.golden_points).max(axis=(1, 2))
+
+    def crop_points(self, faces: np.ndarray) -> np.ndarray:
+        """Return the points (N x P x 2) on each of ``faces`` (uint8 crops), the whole crop as the box: the
+        golden points a bundle records and replays."""
+        return np.stack([self.points(face, crop_rect(face)) for face in faces])
 
     @property
     def num_points(self) -> int:

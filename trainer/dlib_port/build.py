@@ -29,6 +29,7 @@ from trainer.errors import DataError
 
 from .keras_model import OUTPUT
 from .network import INPUT_SIZE
+from .packaged import packaged_dat
 
 CHIP = CropSpec(size=INPUT_SIZE, margin=0.25, kind="aligned")   # dlib.get_face_chip(img, shape, 150, 0.25)
 EXACT_TOLERANCE = 1e-3
@@ -37,12 +38,7 @@ VERSION = "1.0.0"
 
 def default_dat() -> Path:
     """Return the path of dlib_face_recognition_resnet_model_v1.dat from face_recognition_models."""
-    try:
-        import face_recognition_models as frm
-    except ImportError:
-        raise DataError("face-recognition-models is not installed (pip install face-recognition-models), "
-                        "or pass --dat PATH") from None
-    return Path(frm.face_recognition_model_location())
+    return packaged_dat("face_recognition_model_location")
 
 
 def sha256(path: Path) -> str:
