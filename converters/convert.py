@@ -96,7 +96,7 @@ def strip_unit_normalization(model: Any, manifest: Manifest) -> tuple[Any, list[
     """Return the model to convert, with a final UnitNormalization removed from embedding outputs.
 
     TFLite has no int8 kernel for the SQUARE/RSQRT chain Keras lowers UnitNormalization to,
-    and edge L2-normalises every embedding output anyway (edge.models.interpret_output).
+    and edge L2-normalises the vectors of every cosine embedding output anyway (edge.models.interpret_output).
     The converted output keeps the head's name. Returns (model, notes for the manifest).
     """
     import keras

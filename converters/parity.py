@@ -5,7 +5,8 @@ Agreement per head (the figure the int8 floor applies to):
   softmax     fraction of faces whose top class matches
   regression  fraction of faces whose values differ by at most ``tolerance`` (10% of the
               held-out target standard deviation, else of the float predictions')
-  embedding   fraction of faces whose float and converted embeddings have cosine >= 0.95
+  embedding   fraction of faces whose float and converted embeddings have cosine >= 0.95 (pair accuracy in
+              the model's own distance)
   landmarks   fraction of faces whose points all move by at most 1 % of the crop side
 The converted model runs through edge.models.FaceModel, so parity covers edge's own
 preprocessing and output decoding.
@@ -18,6 +19,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from edge.bundle import Manifest, OutputSpec
+from edge.distance import EUCLIDEAN, check_distance
 from edge.models import FaceModel
 
 from .errors import ParityError
@@ -136,18 +138,18 @@ def verification_accuracy(similarity: np.ndarray, same: np.ndarray, seed: int = 
     return correct / len(same)
 
 
-def _embedding_metrics(y: np.ndarray, truth: Optional[np.ndarray]) -> Optional[dict[str, Any]]:
+def _embedding_metrics(y: np.ndarray, truth: Optional[np.ndarray], distance: str) -> Optional[dict[str, Any]]:
     if truth is None:
         return None
     ids = truth.reshape(-1)
     keep = ids >= 0
-    ids, vecs = ids[keep], _unit(y[keep])
+    ids, vecs = ids[keep], (y[keep] if distance == EUCLIDEAN else _unit(y[keep]))
     if len(ids) < 4:
         return None
     i, j, same = _pairs(ids, seed=0)
     if len(same) < PAIR_FOLDS or same.all() or not same.any():
         return None
-    sim = np.sum(vecs[i] * vecs[j], axis=1)
+    sim = -np.linalg.norm(vecs[i] - vecs[j], axis=1) if distance == EUCLIDEAN else np.sum(vecs[i] * vecs[j], axis=1)
     return {"pair_accuracy": float(verification_accuracy(sim, same)), "pairs": int(len(same))}
 
 
@@ -165,7 +167,8 @@ def head_parity(spec: OutputSpec, float_y: np.ndarray, quant_y: np.ndarray,
         report["agreement_rule"] = f"cosine(float, converted) >= {EMBEDDING_COSINE_AGREE}"
         report["mean_cosine"] = float(np.mean(cosine))
         report["min_cosine"] = float(np.min(cosine))
-        metrics = (_embedding_metrics(float_y, truth), _embedding_metrics(quant_y, truth))
+        distance = check_distance(spec.unit)
+        metrics = (_embedding_metrics(float_y, truth, distance), _embedding_metrics(quant_y, truth, distance))
     else:
         diff = np.abs(float_y - quant_y)
         if spec.kind == "sigmoid":

@@ -12,7 +12,7 @@ A handful of calls a newcomer reads in minutes (in the spirit of face_recognitio
 
     boxes = analyzer.face_locations(image)              # [(x, y, w, h), ...], largest first
     points = analyzer.face_landmarks(image, boxes)      # five (x, y) points per face (None: not alignable)
-    vectors = analyzer.face_encodings(image, boxes)     # 128-d unit vectors (None: not alignable)
+    vectors = analyzer.face_encodings(image, boxes)     # 128-d vectors (None: not alignable)
 
 Each face is looked at exactly as the live loop looks at a tracked face (:func:`edge.look.look_at`:
 same models, same alignment, same gallery and threshold); only detection differs: a photo is
@@ -46,9 +46,9 @@ class FaceResult:
 
     box: Box
     landmarks: Optional[np.ndarray] = None        # 5 x 2 frame pixels, when an aligned model ran
-    embedding: Optional[np.ndarray] = None        # the embedding model's unit vector
+    embedding: Optional[np.ndarray] = None        # the embedding model's vector (edge.distance)
     name: Optional[str] = None                    # the enrolled person, None = unknown (or no gallery)
-    distance: Optional[float] = None              # cosine distance to the nearest enrolled sample
+    distance: Optional[float] = None              # distance to the nearest enrolled sample (edge.distance)
     nearest: Optional[str] = None                 # that sample's person, even when the face is unknown
     summary: dict[str, Any] = field(default_factory=dict)   # attributes, age, gender, emotion, ... as the overlay
     skipped: dict[str, str] = field(default_factory=dict)   # model -> why it could not look (e.g. face too small)
@@ -137,7 +137,8 @@ class Analyzer:
         return out
 
     def face_encodings(self, image: np.ndarray, boxes: Optional[Sequence[Box]] = None) -> list[Optional[np.ndarray]]:
-        """Return the embedding (unit vector) of each face (None where it could not be embedded)."""
+        """Return the embedding (as the model's distance compares it, edge.distance) of each face (None where it
+        could not be embedded)."""
         embedder = embedding_model(self.models)
         if embedder is None:
             raise FaceEdgeError("no embedding bundle loaded: add 'embedding' to models.bundles")

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional
 import yaml
 
 from .crop import CropSpec
+from .distance import EUCLIDEAN, check_distance
 from .errors import BundleError
 from .views import PLAIN, View, parse_views, views_to_list
 
@@ -238,6 +239,8 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
         stray = set(unreliable) - set(labels)
         if stray:
             raise BundleError(f"{ow}: unreliable labels {sorted(stray)} are not among its labels")
+        if kind == "embedding":
+            _embedding_distance(raw, ow)
         index = raw.get("index")
         outputs.append(OutputSpec(name=str(_require(raw, "name", ow)), kind=kind,
                                   tensor=str(raw.get("tensor", "")),
@@ -249,6 +252,7 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
                                   centre=_floats(raw.get("centre", []) or [], f"{ow}.centre"),
                                   quantity=str(raw.get("quantity", "") or ""),
                                   quantities=_quantities(raw.get("quantities"), labels, ow)))
+    _check_recognition_distance(data, outputs, where)
     views = parse_views(data.get("views"), where)
     known = {"schema", "name", "task", "version", "created", "input", "crop", "outputs",
              "metrics", "files", "runtimes_checked", "views"}
@@ -260,6 +264,37 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
                     runtimes_checked=tuple(data.get("runtimes_checked") or ()),
                     extra={k: v for k, v in data.items() if k not in known}, schema=schema,
                     views=views)
+
+
+def _embedding_distance(raw: Mapping[str, Any], where: str) -> str:
+    """Return the distance an embedding output's ``unit`` names (edge.distance); BundleError when it names none
+    or pairs a ``centre`` (a unit-vector offset) with raw Euclidean vectors."""
+    try:
+        distance = check_distance(raw.get("unit"))
+    except ValueError as exc:
+        raise BundleError(f"{where}: unit: {exc}") from None
+    if distance == EUCLIDEAN and raw.get("centre"):
+        raise BundleError(f"{where}: a centre applies to unit vectors; an output of unit euclidean cannot have one")
+    return distance
+
+
+def _check_recognition_distance(data: Mapping[str, Any], outputs: list[OutputSpec], where: str) -> None:
+    """BundleError when ``recognition.distance`` differs from what the embedding output's unit says: the
+    threshold and impostor tail would be in other units than the distances the gallery computes."""
+    recognition = data.get("recognition")
+    if not isinstance(recognition, Mapping) or "distance" not in recognition:
+        return
+    embedding = next((o for o in outputs if o.kind == "embedding"), None)
+    if embedding is None:
+        return
+    try:
+        declared = check_distance(recognition.get("distance"))
+    except ValueError as exc:
+        raise BundleError(f"{where}: recognition.distance: {exc}") from None
+    unit = check_distance(embedding.unit)
+    if declared != unit:
+        raise BundleError(f"{where}: recognition.distance is {declared} but output {embedding.name}'s unit is "
+                          f"{unit}: the threshold would be in other units than the gallery's distances")
 
 
 def _quantities(value: Any, labels: tuple[str, ...], where: str) -> Optional[dict[str, str]]:

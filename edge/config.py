@@ -76,7 +76,7 @@ class RecognitionSettings:
     """Enrolled people and matching."""
 
     gallery: str = "gallery/gallery.npz"
-    threshold: Optional[float] = None  # cosine distance; None = calibrated from the gallery
+    threshold: Optional[float] = None  # in the model's distance (edge.distance); None = calibrated from the gallery
     min_face_px: int = 40              # narrower faces are shown but not named (edge.gallery.MIN_NAME_FACE_PX)
     keep_photos: bool = False          # keep enrollment crops so a model change can re-embed
 
@@ -244,7 +244,8 @@ def _check_ranges(s: Settings) -> None:
         if not ok:
             raise ConfigError(f"{key}: must be {want}")
     if s.recognition.threshold is not None and not 0 < s.recognition.threshold < 2:
-        raise ConfigError("recognition.threshold: must be a cosine distance in (0, 2)")
+        raise ConfigError("recognition.threshold: must be a distance in (0, 2), in the embedding model's own "
+                          "distance (`face-edge gallery list` shows which and the threshold in use)")
     if not all(isinstance(b, str) and b for b in s.models.bundles):
         raise ConfigError("models.bundles: must be a list of bundle folder names")
     _check_integrations(s)

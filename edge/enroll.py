@@ -37,7 +37,8 @@ from .config import Settings
 from .crop import Box, crop_face, whole_image_box
 from .detect import PhotoDetector
 from .errors import BundleError, GalleryError
-from .gallery import PHOTO_SPEC, Gallery
+from .distance import distances_to
+from .gallery import PHOTO_SPEC, Gallery, model_distance
 from .models import FaceModel
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -183,7 +184,8 @@ class Enroller:
         self.head = embedding_head(model)
 
     def embed_crop(self, crop_bgr: np.ndarray) -> np.ndarray:
-        """Return the L2-normalised embedding of a face crop already cut with the model's crop spec."""
+        """Return the embedding (as the model's distance compares it, edge.distance) of a face crop already cut
+        with the model's crop spec."""
         vector = self.model.predict(crop_bgr).heads[self.head].vector
         assert vector is not None
         return vector.astype(np.float32)
@@ -290,7 +292,7 @@ def consistency_warnings(gallery: Gallery, name: str, result: EnrollResult, repl
     warnings = []
     for i, sample in enumerate(result.samples):
         same = np.concatenate([own, np.delete(new, i, axis=0)]) if len(own) or len(new) > 1 else own
-        nearest = float(np.min(1.0 - same @ sample.vector)) if len(same) else None
+        nearest = float(np.min(distances_to(same, sample.vector, gallery.distance))) if len(same) else None
         if nearest is not None and nearest <= threshold:
             continue
         match = gallery.match(sample.vector)
@@ -357,7 +359,7 @@ def make_enroller(settings: Settings, bundle: Bundle, min_sharpness: float = MIN
 def reembed_gallery(gallery: Gallery, enroller: Enroller) -> int:
     """Re-embed a gallery's kept photos with the enroller's model and adopt that model; return the count."""
     manifest = enroller.model.manifest
-    return gallery.reembed(enroller.embed_photo, manifest.name, manifest.version)
+    return gallery.reembed(enroller.embed_photo, manifest.name, manifest.version, model_distance(manifest))
 
 
 

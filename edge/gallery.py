@@ -6,7 +6,8 @@ The gallery file (default ``gallery/gallery.npz``) is a NumPy ``.npz`` archive r
 - ``header``: UTF-8 JSON (as uint8 bytes): format name and version, the embedding model's
   name and version, the vector size, the people in enrollment order, and, when photos are
   kept, the crop spec of the stored photos;
-- ``vectors``: float32 (N, D), every enrolled embedding, L2-normalised;
+- ``vectors``: float32 (N, D), every enrolled embedding as its distance compares it (L2-normalised for
+  cosine, the model's own vectors for euclidean; header ``distance``, cosine when absent);
 - ``owners``: int32 (N,), the index in ``header.people`` of each vector's person;
 - ``photos`` (only with ``recognition.keep_photos``): uint8 (N, S, S, 3) face crops, cut with
   :data:`PHOTO_SPEC` (a wide margin), so a new model with another crop can re-embed them.
@@ -14,14 +15,15 @@ The gallery file (default ``gallery/gallery.npz``) is a NumPy ``.npz`` archive r
 Each person keeps all their enrollment embeddings (not a mean): a face matches a person by
 its nearest member, which copes with a person enrolled under several poses or lights.
 
-Matching uses cosine distance ``1 - a.b`` on L2-normalised vectors (0 = same direction, 2 =
-opposite). A face is "unknown" when its nearest member is farther than :attr:`Gallery.threshold`.
+Matching uses the distance the embedding bundle declares (edge.distance: cosine ``1 - a.b`` on
+L2-normalised vectors, or euclidean ``|a - b|`` on the model's own vectors, as dlib's ResNet is compared).
+A face is "unknown" when its nearest member is farther than :attr:`Gallery.threshold`, in that distance.
 
 Threshold rule (first that applies):
 
 1. ``recognition.threshold`` in edge.yaml (a fixed override);
 2. calibrated from the gallery itself, by treating each enrolled person in turn as a
-   stranger: for every enrolled vector, its *nearest impostor distance* is the cosine distance
+   stranger: for every enrolled vector, its *nearest impostor distance* is the distance
    to the closest vector of any *other* enrolled person. That is exactly the distance a
    stranger's face would be matched at against the rest of the gallery, so the
    :data:`STRANGER_ACCEPT_RATE` quantile of these distances is a threshold at which about that
@@ -43,7 +45,7 @@ gallery's own quantile was lower and the floor held it), ``model`` or ``default`
 
 Why: the model's accuracy-optimal pair threshold names more strangers the more people are
 enrolled (a stranger has more chances to resemble someone). In an open-set simulation with
-the dlib ResNet on the 70 celeba_wild people that are not held out (3 photos enrolled per
+the dlib ResNet (compared by cosine then, embedding 1.0.0) on the 70 celeba_wild people that are not held out (3 photos enrolled per
 person, 80 random galleries per size), the pair threshold alone named 15 / 36 / 54 / 67 % of
 strangers with 2 / 15 / 30 / 50 people enrolled; the gallery's own 5 % nearest-impostor
 quantile 11 / 9 / 7 / 6 % (15 people: 95 % of enrolled faces named); the rule above
@@ -79,6 +81,7 @@ from typing import Any, Iterator, Mapping, Optional
 import numpy as np
 
 from .crop import CropSpec
+from .distance import COSINE, check_distance, distances_to, pairwise, prepare
 from .errors import GalleryError
 
 FORMAT = "face-edge-gallery"
@@ -97,7 +100,7 @@ _FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|')
 class Match:
     """The result of matching one face: ``name`` None means unknown.
 
-    ``distance`` is the cosine distance to the nearest enrolled vector (inf for an empty
+    ``distance`` is the distance to the nearest enrolled vector (inf for an empty
     gallery); ``nearest`` is that vector's person even when the face is unknown.
     """
 
@@ -132,7 +135,7 @@ def check_name(name: str) -> str:
 
 
 def model_threshold(manifest: Any) -> Optional[float]:
-    """Return the cosine-distance threshold in an embedding manifest's ``recognition.threshold``, if any."""
+    """Return the distance threshold in an embedding manifest's ``recognition.threshold``, if any."""
     extra = getattr(manifest, "extra", None) or {}
     rec = extra.get("recognition") if isinstance(extra, Mapping) else None
     value = rec.get("threshold") if isinstance(rec, Mapping) else None
@@ -146,7 +149,7 @@ def model_threshold(manifest: Any) -> Optional[float]:
 def model_impostor_tail(manifest: Any) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """Return (rates, distances) of an embedding manifest's ``recognition.impostor_tail``, if it has a valid one.
 
-    ``distances[i]`` is the cosine distance at or below which a fraction ``rates[i]`` of pairs of
+    ``distances[i]`` is the distance at or below which a fraction ``rates[i]`` of pairs of
     different people fall (both increasing).
     """
     extra = getattr(manifest, "extra", None) or {}
@@ -163,10 +166,18 @@ def model_impostor_tail(manifest: Any) -> Optional[tuple[np.ndarray, np.ndarray]
     return rates, dists
 
 
+def model_distance(manifest: Any) -> str:
+    """Return the distance an embedding manifest's vectors are compared by (its embedding output's unit;
+    edge.bundle checked that ``recognition.distance`` agrees)."""
+    output = manifest.output_of_kind("embedding") if hasattr(manifest, "output_of_kind") else None
+    return check_distance(output.unit if output is not None else COSINE)
+
+
 def model_calibration(manifest: Any) -> dict[str, Any]:
-    """Return the keyword arguments of Gallery / Gallery.load that an embedding manifest sets (its
+    """Return the keyword arguments of Gallery / Gallery.load that an embedding manifest sets (its distance,
     threshold and impostor tail)."""
-    return {"model_threshold": model_threshold(manifest), "impostor_tail": model_impostor_tail(manifest)}
+    return {"model_threshold": model_threshold(manifest), "impostor_tail": model_impostor_tail(manifest),
+            "distance": model_distance(manifest)}
 
 
 def tail_threshold(tail: tuple[np.ndarray, np.ndarray], samples: int, rate: float = STRANGER_ACCEPT_RATE) -> float:
@@ -178,8 +189,9 @@ def tail_threshold(tail: tuple[np.ndarray, np.ndarray], samples: int, rate: floa
 
 def calibrate_threshold(vectors: np.ndarray, owners: np.ndarray, ceiling: Optional[float] = None,
                         rate: float = STRANGER_ACCEPT_RATE, floor_fraction: float = FLOOR_FRACTION,
-                        impostor_tail: Optional[tuple[np.ndarray, np.ndarray]] = None) -> tuple[float, str]:
-    """Return (threshold, source) for a gallery (rule in the module docstring).
+                        impostor_tail: Optional[tuple[np.ndarray, np.ndarray]] = None,
+                        distance: str = COSINE) -> tuple[float, str]:
+    """Return (threshold, source) for a gallery of vectors compared by ``distance`` (rule in the module docstring).
 
     ``source`` is ``"tail"`` when the model's impostor tail for this many samples set it,
     ``"gallery"`` when the gallery's own nearest impostors did, ``"floor"`` when those would go
@@ -192,7 +204,7 @@ def calibrate_threshold(vectors: np.ndarray, owners: np.ndarray, ceiling: Option
         t = tail_threshold(impostor_tail, len(vectors), rate)
         if t < best:
             best, source = t, "tail"
-    nearest = nearest_impostor_distances(vectors, owners)
+    nearest = nearest_impostor_distances(vectors, owners, distance)
     if nearest.size:
         low = float(np.quantile(nearest, rate))
         own, own_source = (floor_fraction * top, "floor") if low < floor_fraction * top else (low, "gallery")
@@ -215,24 +227,22 @@ def describe_threshold(threshold: float, source: str, ceiling: Optional[float] =
     return f"{threshold:.3f} ({why})"
 
 
-def nearest_impostor_distances(vectors: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    """Return, for each vector, the cosine distance to the nearest vector of another person (empty if < 2 people)."""
+def nearest_impostor_distances(vectors: np.ndarray, owners: np.ndarray, distance: str = COSINE) -> np.ndarray:
+    """Return, for each vector, the distance to the nearest vector of another person (empty if < 2 people)."""
     owners = np.asarray(owners)
     if len(vectors) < 2 or len(np.unique(owners)) < 2:
         return np.zeros(0, np.float32)
-    dist = 1.0 - vectors @ vectors.T
+    dist = pairwise(vectors, vectors, distance)
     dist[owners[:, None] == owners[None, :]] = np.inf
     return dist.min(axis=1).astype(np.float32)
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.ndim == 1:
-        vectors = vectors[None]
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
-        raise GalleryError("embedding has zero length or non-finite values; the model produced no usable vector")
-    return vectors / norms
+def _prepared(vectors: np.ndarray, distance: str) -> np.ndarray:
+    try:
+        return prepare(vectors, distance)
+    except ValueError:
+        raise GalleryError("embedding has zero length or non-finite values; the model produced no usable vector") \
+            from None
 
 
 def people_count(n: int) -> str:
@@ -256,8 +266,9 @@ class Gallery:
     def __init__(self, model_name: str, model_version: str, dim: Optional[int] = None,
                  path: Optional[Path] = None, threshold: Optional[float] = None,
                  model_threshold: Optional[float] = None,
-                 impostor_tail: Optional[tuple[np.ndarray, np.ndarray]] = None):
+                 impostor_tail: Optional[tuple[np.ndarray, np.ndarray]] = None, distance: str = COSINE):
         self.model_name = str(model_name)
+        self.distance = check_distance(distance)
         self.model_version = str(model_version)
         self.dim = dim
         self.path = Path(path) if path is not None else None
@@ -278,7 +289,7 @@ class Gallery:
     @classmethod
     def load(cls, path: str | Path, model_name: str, model_version: str, *,
              threshold: Optional[float] = None, model_threshold: Optional[float] = None,
-             impostor_tail: Optional[tuple[np.ndarray, np.ndarray]] = None) -> "Gallery":
+             impostor_tail: Optional[tuple[np.ndarray, np.ndarray]] = None, distance: str = COSINE) -> "Gallery":
         """Return the gallery at ``path`` for this model (an empty one when the file does not exist yet).
 
         GalleryError (one line) when the file is corrupt, or was made by another model: then
@@ -287,9 +298,10 @@ class Gallery:
         path = Path(path)
         if not path.exists():
             return cls(model_name, model_version, path=path, threshold=threshold,
-                       model_threshold=model_threshold, impostor_tail=impostor_tail)
+                       model_threshold=model_threshold, impostor_tail=impostor_tail, distance=distance)
         gallery = cls.read(path)
-        if (gallery.model_name, gallery.model_version) != (str(model_name), str(model_version)):
+        if (gallery.model_name, gallery.model_version, gallery.distance) != (str(model_name), str(model_version),
+                                                                             check_distance(distance)):
             made = f"{gallery.model_name} v{gallery.model_version}"
             now = f"{model_name} v{model_version}"
             if gallery.has_photos:
@@ -351,6 +363,7 @@ class Gallery:
                 raise ValueError("a person is listed twice")
             if not np.all(np.isfinite(vectors)):
                 raise ValueError("non-finite embedding values")
+            distance = check_distance(header.get("distance"))
             photos = arrays.get("photos")
             if photos is not None and (photos.dtype != np.uint8 or photos.ndim != 4 or len(photos) != len(vectors)):
                 raise ValueError("photos do not fit the vectors")
@@ -360,7 +373,7 @@ class Gallery:
                 zipfile.BadZipFile) as exc:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise GalleryError(f"{where} is corrupt or not a face-edge gallery ({detail[:80]}); {hint}") from None
-        gallery = cls(str(model["name"]), str(model["version"]), dim=dim)
+        gallery = cls(str(model["name"]), str(model["version"]), dim=dim, distance=distance)
         gallery.created = str(header.get("created", ""))
         gallery._people = people
         gallery._enrolled = {p: str(entry.get("enrolled", "")) for p, entry in zip(people, header["people"])}
@@ -374,7 +387,7 @@ class Gallery:
     # ---- matching ------------------------------------------------------------------------
     @property
     def threshold(self) -> float:
-        """Return the cosine distance above which a face is unknown (config override, else calibrated)."""
+        """Return the distance above which a face is unknown (config override, else calibrated)."""
         return self.threshold_and_source()[0]
 
     def threshold_and_source(self) -> tuple[float, str]:
@@ -383,11 +396,11 @@ class Gallery:
             return float(self.threshold_override), "config"
         if self._calibrated is None:
             self._calibrated = calibrate_threshold(self._vectors, self._owners, self.model_threshold,
-                                                   impostor_tail=self.impostor_tail)
+                                                   impostor_tail=self.impostor_tail, distance=self.distance)
         return self._calibrated
 
     def match(self, vector: np.ndarray) -> Match:
-        """Return the nearest enrolled person by cosine distance, name None when farther than the threshold."""
+        """Return the nearest enrolled person by the gallery's distance, name None when farther than the threshold."""
         if not len(self._vectors):
             return Match(None, math.inf, None)
         v = np.asarray(vector, np.float32).reshape(-1)
@@ -397,9 +410,9 @@ class Gallery:
         norm = float(np.linalg.norm(v))
         if norm == 0 or not math.isfinite(norm):
             return Match(None, math.inf, None)
-        dist = 1.0 - self._vectors @ (v / norm)
+        dist = distances_to(self._vectors, v, self.distance)
         best = int(np.argmin(dist))
-        distance = float(max(dist[best], 0.0))
+        distance = float(dist[best])
         person = self._people[int(self._owners[best])]
         return Match(person if distance <= self.threshold else None, distance, person)
 
@@ -407,7 +420,7 @@ class Gallery:
     def add(self, name: str, vectors: np.ndarray, photos: Optional[np.ndarray] = None) -> int:
         """Add embeddings (and, when photos are kept, their PHOTO_SPEC crops) for ``name``; return its sample count."""
         name = check_name(name)
-        vectors = _normalise(vectors)
+        vectors = _prepared(vectors, self.distance)
         if not len(self._vectors):  # the first vectors fix the gallery's size
             self.dim = int(vectors.shape[1])
             self._vectors = self._vectors.reshape(0, self.dim)
@@ -473,10 +486,10 @@ class Gallery:
         for vector in np.asarray(vectors, np.float32).reshape(-1, self._vectors.shape[1]):
             if self.match(vector).name != name:
                 continue
-            sims = self._vectors[rows] @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
-            i = int(np.argmax(sims))
-            if best is None or sims[i] > best[0]:
-                best = (float(sims[i]), i)
+            dist = distances_to(self._vectors[rows], vector, self.distance)
+            i = int(np.argmin(dist))
+            if best is None or dist[i] < best[0]:
+                best = (float(dist[i]), i)
         return None if best is None else best[1]
 
     def remove_samples(self, name: str, indexes: list[int]) -> int:
@@ -553,8 +566,9 @@ class Gallery:
         return len(self._people)
 
     # ---- re-embedding ---------------------------------------------------------------------
-    def reembed(self, embed: Any, model_name: str, model_version: str) -> int:
-        """Replace every vector by ``embed(photo)`` of its kept photo and adopt the new model; return the count.
+    def reembed(self, embed: Any, model_name: str, model_version: str, distance: str = COSINE) -> int:
+        """Replace every vector by ``embed(photo)`` of its kept photo and adopt the new model (compared by
+        ``distance``); return the count.
 
         ``embed`` takes a PHOTO_SPEC crop (BGR uint8) and returns the new model's vector.
         GalleryError when this gallery kept no photos.
@@ -562,7 +576,9 @@ class Gallery:
         if not self.has_photos:
             raise GalleryError("this gallery kept no photos (recognition.keep_photos was off): re-enroll everyone")
         assert self._photos is not None
-        vectors = _normalise(np.stack([np.asarray(embed(p), np.float32).reshape(-1) for p in self._photos]))
+        self.distance = check_distance(distance)
+        vectors = _prepared(np.stack([np.asarray(embed(p), np.float32).reshape(-1) for p in self._photos]),
+                            self.distance)
         self._vectors = vectors
         self.dim = int(vectors.shape[1])
         self.model_name, self.model_version = str(model_name), str(model_version)
@@ -575,7 +591,7 @@ class Gallery:
         header: dict[str, Any] = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
             "model": {"name": self.model_name, "version": self.model_version},
-            "dim": int(self.dim or 0), "created": self.created, "updated": _now(),
+            "dim": int(self.dim or 0), "distance": self.distance, "created": self.created, "updated": _now(),
             "people": [{"name": p, "enrolled": self._enrolled.get(p, "")} for p in self._people],
         }
         arrays: dict[str, np.ndarray] = {

@@ -21,7 +21,7 @@ class Look:
     """What one look at a face gave: each model's prediction, the embedding and its gallery match."""
 
     predictions: list[Prediction] = field(default_factory=list)
-    vector: Optional[np.ndarray] = None         # the embedding model's vector (unit length)
+    vector: Optional[np.ndarray] = None         # the embedding model's vector (edge.distance)
     match: Any = None                           # edge.gallery.Match when a gallery is open
     points: Optional[np.ndarray] = None         # five landmarks (frame pixels) when an aligned model ran
     skipped: dict[str, str] = field(default_factory=dict)   # model -> why it could not look (alignment)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .bundle import Bundle, Manifest, OutputSpec
+from .distance import COSINE, EUCLIDEAN, check_distance, model_vector
 from .errors import BundleError
 from .runtime import Runtime, get_runtime
 from .views import PLAIN, apply_view
@@ -219,14 +220,16 @@ def interpret_output(spec: OutputSpec, y: np.ndarray) -> HeadResult:
         if y.size % 2:
             raise BundleError(f"output {spec.name}: {y.size} values cannot be (x, y) landmark pairs")
         return HeadResult(spec.name, spec.kind, points=y.reshape(-1, 2).astype(np.float32))
-    return HeadResult(spec.name, spec.kind, vector=unit_embedding(y, spec))
+    return HeadResult(spec.name, spec.kind, vector=embedding_vector(y, spec), unit=spec.unit)
 
 
-def unit_embedding(y: np.ndarray, spec: OutputSpec) -> np.ndarray:
-    """Return the L2-normalised embedding of raw output ``y``; with a manifest ``centre`` the unit
-    vector minus that centre (the mean of the model's training embeddings), renormalised."""
-    norm = float(np.linalg.norm(y))
-    v = y / norm if norm > 0 else y
+def embedding_vector(y: np.ndarray, spec: OutputSpec) -> np.ndarray:
+    """Return the vector a gallery compares for raw output ``y`` (edge.distance): ``y`` itself for an output
+    of unit ``euclidean``; else the L2-normalised embedding, and with a manifest ``centre`` the unit vector
+    minus that centre (the mean of the model's training embeddings), renormalised."""
+    if check_distance(spec.unit) == EUCLIDEAN:
+        return model_vector(y, EUCLIDEAN)
+    v = model_vector(y, COSINE)
     if spec.centre:
         if len(spec.centre) != v.size:
             raise BundleError(f"output {spec.name}: centre has {len(spec.centre)} values for a {v.size}-d embedding")

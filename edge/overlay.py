@@ -33,7 +33,7 @@ class FaceSummary:
 
     track: int
     name: Optional[str] = None                     # voted name; None = unknown or no recognition
-    distance: Optional[float] = None               # cosine distance to the nearest enrolled face
+    distance: Optional[float] = None               # distance to the nearest enrolled face (edge.distance)
     recognised: bool = False                       # a gallery match was made (name may still be None)
     tags: list[str] = field(default_factory=list)  # sigmoid labels over their thresholds, reliable ones
     values: dict[str, Any] = field(default_factory=dict)  # head -> class (softmax / two-class sigmoid) or value

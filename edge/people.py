@@ -67,8 +67,8 @@ def save_enrollment(settings: Settings, manifest: Any, name: str, result: Enroll
         path = gallery.save()
     threshold, origin = gallery.threshold_and_source()
     message = (f"enrolled {name}: {sample_count(len(result.samples), 'new')} ({total} in all, "
-               f"{len(result.skipped)} skipped) in {path}; {people_count(len(gallery))}; unknown above cosine "
-               f"distance {describe_threshold(threshold, origin, gallery.model_threshold)}")
+               f"{len(result.skipped)} skipped) in {path}; {people_count(len(gallery))}; unknown above "
+               f"{gallery.distance} distance {describe_threshold(threshold, origin, gallery.model_threshold)}")
     return Enrolled(gallery, total, warnings, message)
 
 

@@ -39,6 +39,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from .bundle import GOLDEN, MANIFEST, Bundle, load_bundle, load_public_key, read_manifest, sha256_file
+from .distance import EUCLIDEAN, check_distance
 from .errors import BundleError, FaceEdgeError
 
 VERSIONS = ".versions"
@@ -94,10 +95,15 @@ def golden_error(spec: Any, y: np.ndarray, want: np.ndarray, scale: float, atol:
                  min_cos: float = GOLDEN_MIN_COSINE, max_steps: Optional[float] = None) -> tuple[float, float]:
     """Return (error, allowed error) of dequantized output ``y`` against the recorded ``want``.
 
-    Embeddings: 1 - cosine, allowed 1 - ``min_cos``. Scores and regressions: max absolute
+    Embeddings: 1 - cosine, allowed 1 - ``min_cos``; a euclidean model's vectors (edge.distance) by their
+    distance relative to the recorded vector's length, allowed sqrt(2 (1 - ``min_cos``)) (the same bound on unit
+    vectors, and a vector of the right direction but another length fails it). Scores and regressions: max absolute
     difference, allowed ``max_steps`` output quantization steps (``scale`` each; default by kind,
     GOLDEN_MAX_STEPS) or ``atol`` (relative to the value for regressions), whichever is larger.
     """
+    if spec.kind == "embedding" and check_distance(spec.unit) == EUCLIDEAN:
+        length = float(np.linalg.norm(want)) or 1.0
+        return float(np.linalg.norm(y - want)) / length, float(np.sqrt(2.0 * (1.0 - min_cos)))
     if spec.kind == "embedding":
         denom = float(np.linalg.norm(y) * np.linalg.norm(want)) or 1.0
         return 1.0 - float(np.dot(y, want)) / denom, 1.0 - min_cos

@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import TrackerSettings
 from .crop import Box, iou
+from .distance import check_distance, model_vector
 from .models import HeadResult, Prediction
 
 
@@ -99,7 +100,8 @@ class Track:
 
 
 def smooth(looks: list[HeadResult]) -> HeadResult:
-    """Return the mean of several looks of one head (scores, value or re-normalised vector)."""
+    """Return the mean of several looks of one head (scores, value, or vector: re-normalised when the model's
+    vectors are unit vectors, edge.distance)."""
     last = looks[-1]
     if last.scores:
         labels = last.scores.keys()
@@ -110,8 +112,7 @@ def smooth(looks: list[HeadResult]) -> HeadResult:
         return HeadResult(last.name, last.kind, value=float(np.mean(values)), unit=last.unit)
     if last.vector is not None:
         mean = np.mean([h.vector for h in looks if h.vector is not None], axis=0)
-        norm = float(np.linalg.norm(mean))
-        return HeadResult(last.name, last.kind, vector=mean / norm if norm > 0 else mean, unit=last.unit)
+        return HeadResult(last.name, last.kind, vector=model_vector(mean, check_distance(last.unit)), unit=last.unit)
     return last
 
 

@@ -455,4 +455,4 @@ def test_a_broken_impostor_tail_in_a_manifest_is_ignored() -> None:
     assert model_calibration(parse_manifest({**base, "recognition": good}))["impostor_tail"] is not None
     for tail in ({"rates": [1e-2, 1e-5], "distances": [0.03, 0.08]}, {"rates": [0.1]}, "steep"):
         calibration = model_calibration(parse_manifest({**base, "recognition": {**good, "impostor_tail": tail}}))
-        assert calibration == {"model_threshold": 0.09, "impostor_tail": None}
+        assert calibration == {"model_threshold": 0.09, "impostor_tail": None, "distance": "cosine"}

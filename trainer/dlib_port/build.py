@@ -25,6 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from edge.crop import CropSpec, crop_aligned
+from edge.distance import COSINE, pairwise, prepare
 from trainer.errors import DataError
 
 from .keras_model import OUTPUT
@@ -33,7 +34,7 @@ from .packaged import packaged_dat
 
 CHIP = CropSpec(size=INPUT_SIZE, margin=0.25, kind="aligned")   # dlib.get_face_chip(img, shape, 150, 0.25)
 EXACT_TOLERANCE = 1e-3
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 
 def default_dat() -> Path:
@@ -102,10 +103,9 @@ def exactness(model: Any, chips_rgb: np.ndarray) -> dict[str, Any]:
     return report
 
 
-def identity_pairs(vectors: np.ndarray, identities: Sequence[str], seed: int, limit: int = 20000) -> tuple[np.ndarray, np.ndarray]:
-    """Return (cosine distances, same flags) of up to ``limit`` same and ``limit`` different pairs, seeded."""
-    from trainer.evaluate.verification import cosine_distance
-
+def identity_pairs(vectors: np.ndarray, identities: Sequence[str], seed: int, limit: int = 20000,
+                   distance: str = COSINE) -> tuple[np.ndarray, np.ndarray]:
+    """Return (distances, same flags) of up to ``limit`` same and ``limit`` different pairs, seeded."""
     rng = np.random.default_rng(seed)
     ids = np.asarray(identities)
     groups = {p: np.flatnonzero(ids == p) for p in np.unique(ids)}
@@ -119,24 +119,25 @@ def identity_pairs(vectors: np.ndarray, identities: Sequence[str], seed: int, li
         if ids[a] != ids[b]:
             diff.append((a, b))
     pairs = np.array(same + diff)
-    return (cosine_distance(vectors[pairs[:, 0]], vectors[pairs[:, 1]]),
-            np.array([True] * len(same) + [False] * len(diff)))
+    a, b = prepare(vectors[pairs[:, 0]], distance), prepare(vectors[pairs[:, 1]], distance)
+    gaps = 1.0 - np.sum(a * b, axis=1) if distance == COSINE else np.linalg.norm(a - b, axis=1)
+    return gaps, np.array([True] * len(same) + [False] * len(diff))
 
 
-def impostor_tail(vectors: np.ndarray, identities: Sequence[str], points: int = 30) -> dict[str, list[float]]:
-    """Return {rates, distances}: the cosine distance below which each rate of different-people pairs falls.
+def impostor_tail(vectors: np.ndarray, identities: Sequence[str], points: int = 30,
+                  distance: str = COSINE) -> dict[str, list[float]]:
+    """Return {rates, distances}: the distance (edge.distance) below which each rate of different-people pairs
+    falls.
 
     Every pair of different people is used; rates run log-spaced from 20 pairs' worth (or 1e-6) to 0.3.
     """
-    from trainer.evaluate.verification import l2_normalise
-
-    unit = l2_normalise(vectors)
+    kept = prepare(vectors, distance)
     ids = np.asarray(identities)
     parts = []
-    for start in range(0, len(unit), 512):
-        block = 1.0 - unit[start:start + 512] @ unit.T
-        rows = np.arange(start, min(start + 512, len(unit)))
-        keep = (ids[rows][:, None] != ids[None, :]) & (rows[:, None] < np.arange(len(unit))[None, :])
+    for start in range(0, len(kept), 512):
+        block = pairwise(kept[start:start + 512], kept, distance)
+        rows = np.arange(start, min(start + 512, len(kept)))
+        keep = (ids[rows][:, None] != ids[None, :]) & (rows[:, None] < np.arange(len(kept))[None, :])
         parts.append(block[keep].astype(np.float32))
     distances = np.sort(np.concatenate(parts))
     if len(distances) < 1000:

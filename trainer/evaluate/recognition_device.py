@@ -373,7 +373,8 @@ def device_system(name: str, bundle: str | Path, landmarks: Optional[str | Path]
     from edge.config import Settings
     from edge.detect import PhotoDetector
     from edge.enroll import Enroller, FaceChecker
-    from edge.gallery import Gallery, model_calibration
+    from edge.distance import EUCLIDEAN
+    from edge.gallery import Gallery, model_calibration, model_distance
     from edge.models import FaceModel
     from edge.runtime import get_runtime
 
@@ -385,7 +386,7 @@ def device_system(name: str, bundle: str | Path, landmarks: Optional[str | Path]
     settings = Settings()
     analyzer = Analyzer(settings, models)
     manifest = embed.manifest
-    system = System(name, enroller=Enroller(models["embedding"], FaceChecker(PhotoDetector(settings.detector)),
+    system = System(name, euclidean=model_distance(manifest) == EUCLIDEAN, enroller=Enroller(models["embedding"], FaceChecker(PhotoDetector(settings.detector)),
                                             landmarker=analyzer.landmarker),
                     new_gallery=lambda: Gallery(manifest.name, manifest.version, **model_calibration(manifest)),
                     macs=sum(m.multiply_accumulates for m in models.values()), analyzer=analyzer,

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.distance import DISTANCES, EUCLIDEAN
+
 from ..data.identities import celeba_wild_split
 from ..run import Run, command_line, input_spec, update_run, write_run
 
@@ -35,8 +37,9 @@ dlib's face recognition ResNet (`dlib_face_recognition_resnet_model_v1.dat`, the
 face_recognition: 29 convolutions, 150x150 aligned chip, 128-d descriptor), read from its .dat
 file, rebuilt in Keras and quantized; nothing was trained here. The device aligns each face like
 `dlib.get_face_chip` from the five points of the `landmarks` bundle (edge.align, edge.crop), so it
-needs that bundle in `models.bundles`. Matching is by cosine distance; each gallery's threshold is
-calibrated from `recognition.impostor_tail` for the number of enrolled samples (edge.gallery).
+needs that bundle in `models.bundles`. Matching is by Euclidean distance between the model's own
+128-d vectors, as dlib compares them (edge.distance); each gallery's threshold is calibrated from
+`recognition.impostor_tail` for the number of enrolled samples (edge.gallery).
 
 ## Rebuild (about 25 minutes on 2 cores; the landmarks bundle first, see its card)
 
@@ -65,7 +68,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=int, default=30, help="celeba_wild people held out (the recognition split)")
     parser.add_argument("--val", type=int, default=10, help="celeba_wild validation people")
     parser.add_argument("--seed", type=int, default=1729)
-    parser.add_argument("--version", default=None, help="bundle version (default 1.0.0)")
+    parser.add_argument("--version", default=None, help="bundle version (default 1.1.0)")
+    parser.add_argument("--distance", choices=DISTANCES, default=EUCLIDEAN,
+                        help="how vectors are compared (default euclidean, as dlib; cosine was 1.0.0's)")
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,20 +126,21 @@ def fit(args: argparse.Namespace) -> Run:
     cal_chips, _ = labelled_chips("celeba", args.data, args.labels, cal_rows)
     cal_vectors = keras_descriptors(model, np.concatenate([cal_chips, wild[~test_mask]]))
     cal_person = np.concatenate([person[cal_rows], wild_person[~test_mask]])
-    dist, same = identity_pairs(cal_vectors, cal_person, args.seed)
+    distance = getattr(args, "distance", EUCLIDEAN)
+    dist, same = identity_pairs(cal_vectors, cal_person, args.seed, distance=distance)
     threshold = best_threshold(dist, same)
     accuracy = float(np.mean((dist <= threshold) == same))
-    tail = impostor_tail(cal_vectors, cal_person)
-    print(f"  cosine threshold {threshold:.4f} (accuracy {accuracy:.4f} on {len(dist)} validation pairs); "
+    tail = impostor_tail(cal_vectors, cal_person, distance=distance)
+    print(f"  {distance} threshold {threshold:.4f} (accuracy {accuracy:.4f} on {len(dist)} validation pairs); "
           f"impostor tail from {tail['pairs']:,} pairs", flush=True)
 
     test_ids = {p: k for k, p in enumerate(sorted(set(test_person)))}
     info = {
         "name": "embedding", "task": MANIFEST_TASK, "version": args.version or VERSION,
         "input": input_spec(CHIP.size), "crop": CHIP.to_dict(),
-        "outputs": [{"name": "embedding", "kind": "embedding", "tensor": "embedding", "unit": "cosine"}],
+        "outputs": [{"name": "embedding", "kind": "embedding", "tensor": "embedding", "unit": distance}],
         "metrics": {"port_exactness": exact},
-        "recognition": {"threshold": round(threshold, 4), "distance": "cosine",
+        "recognition": {"threshold": round(threshold, 4), "distance": distance,
                         "threshold_from": f"accuracy-optimal on {len(dist)} pairs of validation people "
                                           f"(CelebA identities and celeba_wild people not held out), float model "
                                           f"on dlib-aligned chips (accuracy {accuracy:.4f})",
