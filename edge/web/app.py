@@ -180,7 +180,7 @@ class WebApp:
         gallery = load_gallery(self.settings, self._embedding_manifest())
         threshold, origin = gallery.threshold_and_source()
         return {"people": [{"name": p.name, "samples": p.samples, "enrolled": p.enrolled} for p in gallery.list()],
-                "threshold": round(threshold, 4),
+                "threshold": round(threshold, 4), "distance": gallery.distance,
                 "threshold_words": describe_threshold(threshold, origin, gallery.model_threshold),
                 "model": f"{gallery.model_name} v{gallery.model_version}", "photos_kept": gallery.has_photos}
 

@@ -69,7 +69,7 @@ async function refreshPeople() {
   const tbody = $("#people-table tbody");
   try {
     const data = await api("GET", "/api/people");
-    $("#threshold").textContent = `${data.people.length} enrolled (model ${data.model}); unknown above cosine distance ${data.threshold_words}`;
+    $("#threshold").textContent = `${data.people.length} enrolled (model ${data.model}); unknown above ${data.distance} distance ${data.threshold_words}`;
     tbody.replaceChildren(...data.people.map((p) => el("tr", {},
       el("td", { className: "person-name" }, p.name), el("td", { className: "samples" }, p.samples),
       el("td", {}, (p.enrolled || "").replace("T", " ").replace("+00:00", " UTC")),
