@@ -16,6 +16,8 @@
 #      (no systemd runs in a chroot);
 #   3. `face-edge check` and `face-edge run --source demo --no-display --max-frames 30 --record`
 #      on the bundles install.sh put in /var/lib/face-edge/models (every folder of models/);
+#   3b. `face-edge enroll` from three frames of the demo clip, then `face-edge recognize` on a later frame
+#      (photo detection with its SSD face check, landmarks, embedding, gallery): the face must be named;
 #   4. every installed bundle's golden faces replayed as `face-edge install-bundle` does
 #      (scripts/golden_replay.py -> edge.push.compare_golden), once per emulated CPU: cortex-a76
 #      (Raspberry Pi 5: NEON with dot product) and cortex-a72 (Pi 4: NEON without it), each with
@@ -153,6 +155,21 @@ echo "== face-edge run --source demo --no-display --max-frames 30 --record /tmp/
 r0=$(date +%s.%N)
 run=0; face-edge run --config /tmp/check.yaml --source demo --no-display --max-frames 30 --record /tmp/arm64-demo.mp4 || run=$?
 r1=$(date +%s.%N)
+echo "== face-edge enroll (3 frames of the demo clip) and face-edge recognize (a later frame)"
+mkdir -p /tmp/demo-enroll
+/opt/face-edge/venv/bin/python - <<"PY"
+import cv2
+clip = cv2.VideoCapture("edge/assets/demo.mp4")
+for i in range(131):
+    ok, frame = clip.read()
+    if i in (0, 15, 30):
+        cv2.imwrite(f"/tmp/demo-enroll/frame{i:03d}.jpg", frame)
+cv2.imwrite("/tmp/demo-probe.jpg", frame)
+PY
+recognize=0
+face-edge enroll astronaut --from /tmp/demo-enroll --config /tmp/check.yaml || recognize=$?
+face-edge recognize /tmp/demo-probe.jpg --json --config /tmp/check.yaml > /tmp/recognize.json || recognize=$?
+cat /tmp/recognize.json
 for cpu in $CPUS; do
   echo "== golden faces on $cpu"
   as_cpu "$cpu"
@@ -160,17 +177,23 @@ for cpu in $CPUS; do
     --outputs /root/results/golden-$cpu.npz --count-frames /tmp/arm64-demo.mp4 > /root/results/golden-$cpu.json || true
   cat /root/results/golden-$cpu.json
 done
-python3 - "$check" "$run" "$t0" "$t1" "$r0" "$r1" $CPUS <<EOF
+python3 - "$check" "$run" "$t0" "$t1" "$r0" "$r1" "$recognize" $CPUS <<EOF
 import json, sys
-check, run, t0, t1, r0, r1 = sys.argv[1:7]
+check, run, t0, t1, r0, r1, recognize = sys.argv[1:8]
 def load(cpu):
     try:
         return json.load(open(f"/root/results/golden-{cpu}.json"))
     except ValueError:
         return {"error": "the golden replay crashed (see the log)"}
-per_cpu = {cpu: load(cpu) for cpu in sys.argv[7:]}
+per_cpu = {cpu: load(cpu) for cpu in sys.argv[8:]}
+try:
+    faces = json.load(open("/tmp/recognize.json"))["faces"]
+except (OSError, ValueError, KeyError):
+    faces = []
 print("RESULT " + json.dumps({"check": int(check), "run": int(run), "install_s": float(t1) - float(t0),
-                              "run_s": float(r1) - float(r0), "golden": per_cpu}))
+                              "run_s": float(r1) - float(r0), "golden": per_cpu,
+                              "recognize": {"exit": int(recognize), "names": [f.get("name") for f in faces],
+                                            "distances": [f.get("distance") for f in faces]}}))
 EOF
 '
 
