@@ -240,7 +240,7 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
         if stray:
             raise BundleError(f"{ow}: unreliable labels {sorted(stray)} are not among its labels")
         if kind == "embedding":
-            _embedding_distance(raw, ow)
+            _check_embedding_unit(raw, ow)
         index = raw.get("index")
         outputs.append(OutputSpec(name=str(_require(raw, "name", ow)), kind=kind,
                                   tensor=str(raw.get("tensor", "")),
@@ -266,16 +266,15 @@ def parse_manifest(data: Any, where: str = MANIFEST) -> Manifest:
                     views=views)
 
 
-def _embedding_distance(raw: Mapping[str, Any], where: str) -> str:
-    """Return the distance an embedding output's ``unit`` names (edge.distance); BundleError when it names none
-    or pairs a ``centre`` (a unit-vector offset) with raw Euclidean vectors."""
+def _check_embedding_unit(raw: Mapping[str, Any], where: str) -> None:
+    """BundleError when an embedding output's ``unit`` names no distance (edge.distance), or pairs a ``centre``
+    (a unit-vector offset) with raw Euclidean vectors."""
     try:
         distance = check_distance(raw.get("unit"))
     except ValueError as exc:
         raise BundleError(f"{where}: unit: {exc}") from None
     if distance == EUCLIDEAN and raw.get("centre"):
         raise BundleError(f"{where}: a centre applies to unit vectors; an output of unit euclidean cannot have one")
-    return distance
 
 
 def _check_recognition_distance(data: Mapping[str, Any], outputs: list[OutputSpec], where: str) -> None:

@@ -300,10 +300,13 @@ class Gallery:
             return cls(model_name, model_version, path=path, threshold=threshold,
                        model_threshold=model_threshold, impostor_tail=impostor_tail, distance=distance)
         gallery = cls.read(path)
+        distance = check_distance(distance)
         if (gallery.model_name, gallery.model_version, gallery.distance) != (str(model_name), str(model_version),
-                                                                             check_distance(distance)):
+                                                                             distance):
             made = f"{gallery.model_name} v{gallery.model_version}"
             now = f"{model_name} v{model_version}"
+            if gallery.distance != distance:   # the same model compared another way: say so, not only the versions
+                made, now = f"{made} ({gallery.distance} distance)", f"{now} ({distance} distance)"
             if gallery.has_photos:
                 raise GalleryError(f"gallery {path} was made with model {made}, the embedding model is now {now}: "
                                    "run `face-edge gallery reembed` to re-embed the kept photos")

@@ -53,8 +53,9 @@ def test_a_gallery_is_not_read_with_another_distance_than_it_was_made_with(tmp_p
     cosine.add("anna", vec(1.0, 0.0))
     cosine.save()
     assert Gallery.read(tmp_path / "g.npz").distance == "cosine"
-    with pytest.raises(GalleryError, match="re-enroll"):
+    with pytest.raises(GalleryError, match="re-enroll") as refused:
         Gallery.load(tmp_path / "g.npz", "emb", "1", distance="euclidean")
+    assert "emb v1 (cosine distance)" in str(refused.value) and "emb v1 (euclidean distance)" in str(refused.value)
 
 
 def test_the_calibration_of_a_euclidean_gallery_uses_euclidean_nearest_impostors() -> None:

@@ -66,7 +66,6 @@ def _list(args: argparse.Namespace, settings: Settings, path: Path) -> int:
     if manifest is not None and (manifest.name, manifest.version) == (gallery.model_name, gallery.model_version):
         calibration = model_calibration(manifest)
         gallery.model_threshold, gallery.impostor_tail = calibration["model_threshold"], calibration["impostor_tail"]
-        gallery.distance = calibration["distance"]
     threshold, origin = gallery.threshold_and_source()
     photos = ", photos kept" if gallery.has_photos else ""
     print(f"{path}: model {gallery.model_name} v{gallery.model_version}, {people_count(len(gallery))}{photos}; "
