@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .control import ControlClient  # noqa: F401  (re-exported: where the client used to live)
 from .push import GOLDEN_MISSING, compare_golden
