@@ -1,0 +1,42 @@
+"""The face search around tracked faces (edge.search), with real OpenCV on the demo clip."""
+from __future__ import annotations
+
+import cv2
+
+from edge.crop import iou
+from edge.detect import HaarDetector
+from edge.search import FaceSearch
+from edge.sources import DEMO_CLIP
+
+
+class _Track:
+    missed = 0
+
+    def __init__(self, box: tuple[int, int, int, int]):
+        self.box = box
+
+
+def test_a_tracked_face_is_found_again_in_the_next_frame():
+    """Around where a whole-frame search put the demo's faces in one frame, the search of the next frame finds
+    them again with no whole-frame search in the loop and none from the background search yet."""
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    frames = [cv2.equalizeHist(cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2GRAY)) for _ in range(12)]
+    cap.release()
+    detector = HaarDetector(min_size=40, downscale=1.0)             # the shipped default: full size
+    checked = 0
+    for before, after in zip(frames[:-1], frames[1:]):
+        expected = [tuple(b) for b in detector.classifier.detectMultiScale(after, 1.1, 5, minSize=(40, 40))]
+        tracks = [_Track(tuple(b)) for b in detector.classifier.detectMultiScale(before, 1.1, 5, minSize=(40, 40))]
+        search = FaceSearch(detector, full_frame_every=0, budget_ms=0.0)
+        height, width = after.shape                                 # not a first frame: no whole-frame search
+        search._previous = cv2.resize(after, (width // 8, height // 8), interpolation=cv2.INTER_AREA)
+        try:
+            found = search.find(after, tracks)
+        finally:
+            search.close()
+        assert {r.kind for r in search.regions} <= {"track", "motion", "seed"}
+        for box in expected:
+            if any(iou(box, t.box) >= 0.3 for t in tracks):
+                assert max((iou(box, b) for b in found), default=0.0) >= 0.3, (box, found)
+                checked += 1
+    assert checked >= 10
