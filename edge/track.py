@@ -48,6 +48,7 @@ class Track:
     last_run: Optional[int] = None
     appeared: bool = False             # an "appear" event was emitted for it
     looks: int = 0                     # model looks applied to it
+    revision: int = 0                  # bumped whenever its looks or name votes change (what it shows may change)
     active_s: float = 0.0              # seconds of frames from its first to its last detection
     last_clock: float = 0.0            # the frame clock at its last detection
     heads: dict[tuple[str, str], deque] = field(default_factory=dict)
@@ -62,6 +63,7 @@ class Track:
 
     def add_prediction(self, prediction: Prediction) -> None:
         """Record one model's look at this face (every head of ``prediction``)."""
+        self.revision += 1
         for head in prediction.heads.values():
             key = (prediction.model, head.name)
             if key not in self.heads:
@@ -70,10 +72,12 @@ class Track:
 
     def add_identity(self, name: Optional[str], distance: float) -> None:
         """Record one gallery match (name None = unknown) for voting."""
+        self.revision += 1
         self.names.append((name, float(distance)))
 
     def forget(self, model: Optional[str] = None) -> None:
         """Drop the looks of ``model`` (all models when None) and make the track due again."""
+        self.revision += 1
         for key in [k for k in self.heads if model is None or k[0] == model]:
             del self.heads[key]
         self.names.clear()

@@ -381,3 +381,23 @@ def test_spare_time_in_a_frame_sweeps_slices_of_the_whole_frame(tmp_path):
             if r.lo == lo:
                 covered[r.y0:r.y1, r.x0:r.x1] = True
         assert covered.all(), f"band from {lo} px not swept everywhere"
+
+
+def test_a_face_summary_is_worked_out_again_only_when_its_looks_change():
+    """The loop keeps a track's summary between frames; a new look or vote, or other models, make a new one."""
+    from edge.track import Track
+
+    settings = Settings()
+    settings.models.bundles = []
+    pipeline = Pipeline(settings, load=False)
+    track = Track(id=1, box=(10, 10, 60, 60), first_frame=0, first_seen=0.0)
+    first = pipeline.summary(track)
+    assert pipeline.summary(track) is first and not first.recognised
+    track.add_identity("ada", 0.31)
+    voted = pipeline.summary(track)
+    assert voted is not first and voted.recognised and voted.distance == pytest.approx(0.31)
+    assert pipeline.summary(track) is voted
+    pipeline.generation += 1                               # a reload: other models, other heads
+    assert pipeline.summary(track) is not voted
+    track.forget(None)
+    assert not pipeline.summary(track).recognised
