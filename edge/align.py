@@ -142,7 +142,9 @@ class FaceInputs:
         self.landmarker = landmarker
         self._crops: dict[CropSpec, np.ndarray] = {}
         self._points: Optional[np.ndarray] = None
-        self._failure: Optional[AlignmentError] = None
+        # Why alignment failed, kept as text: an exception kept here would hold its traceback, whose frames
+        # hold this object and its frame (a cycle only the garbage collector's rare full pass frees).
+        self._failure: Optional[str] = None
 
     @property
     def has_points(self) -> bool:
@@ -153,15 +155,14 @@ class FaceInputs:
         """Return the face's five landmarks in frame pixels (computed once); AlignmentError when there are none."""
         if self._points is None:
             if self._failure is not None:
-                raise self._failure
+                raise AlignmentError(self._failure)
             if self.landmarker is None:
-                self._failure = AlignmentError("an aligned model needs a landmarks bundle (add 'landmarks' to "
-                                               "models.bundles)")
-                raise self._failure
+                self._failure = "an aligned model needs a landmarks bundle (add 'landmarks' to models.bundles)"
+                raise AlignmentError(self._failure)
             try:
                 self._points = self.landmarker.points(self.frame, self.box)
             except AlignmentError as exc:
-                self._failure = exc
+                self._failure = str(exc)
                 raise
         return self._points
 

@@ -120,3 +120,26 @@ def test_pipeline_counts_skipped_looks_and_warns_without_landmarks(models_dir: P
     assert "no landmarks bundle is loaded" in caplog.text
     alone.run(max_frames=3)
     assert alone.times.model_runs == 0 and alone.status()["align_skipped"] >= 1
+
+
+def test_a_face_that_cannot_be_aligned_is_freed_without_the_garbage_collector(models_dir: Path) -> None:
+    """FaceInputs keeps why alignment failed, not the exception: an exception's traceback holds the frames
+    that hold the FaceInputs and its frame, a cycle that kept every failed look's frame copy alive until
+    Python's rare full collection (the soak's RSS rose and fell by 15 MB)."""
+    import gc
+    import weakref
+
+    frame = np.zeros((240, 320, 3), np.uint8)
+    marker = Landmarker(model(models_dir / "landmarks"))
+    gc.disable()
+    try:
+        for landmarker, box in ((marker, (10, 10, 12, 12)), (None, (100, 60, 120, 120))):
+            inputs = FaceInputs(frame, box, landmarker)
+            for _ in range(2):                                  # the second failure is answered from the first
+                with pytest.raises(AlignmentError):
+                    inputs.crop(ALIGNED)
+            gone = weakref.ref(inputs)
+            del inputs
+            assert gone() is None
+    finally:
+        gc.enable()
