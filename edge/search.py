@@ -48,7 +48,7 @@ from .threads import lower_thread_priority
 
 WINDOW = 24                  # the Haar cascades' window side
 TRACK_MAX_MISSED = 5         # search around a track missed at most this many frames in a row
-TRACK_SIZES = (0.85, 1.18)    # face sizes searched around a track, relative to its box
+TRACK_SIZES = (0.85, 1.18)   # face sizes searched around a track, relative to its box
 TRACK_PAD = 0.25             # the region around a track reaches this many face sides beyond its box
 TRACK_NEIGHBOURS_LESS = 3    # min_neighbors minus this around tracks and seeds
 SEED_IOU = 0.3               # a background face overlapping a live track this much is that track
