@@ -10,9 +10,7 @@ are only just detectable). :class:`FaceSearch` splits the work:
    other frame. (Over consecutive frames of the benchmark clips where full-size Haar found a face
    in both, this found it again in 97.9 % on Hamilton and 100 % on the demo, against 97.4 % and
    100 % with a third, 0.8x-1.25x and one neighbour more, in 62 % and 68 % of the time: a face
-   near the camera made most of a frame's search.) A face found in the last frame after a search
-   there, and not moving fast, keeps its box for one frame without a search (*kept*): each face is
-   searched at least every other frame.
+   near the camera made most of a frame's search.)
 2. **Motion**, every frame, in the loop: the parts of a 1/8-size difference image that changed
    and are not around a track (someone walking in) are searched at once, within a budget.
 3. **The whole frame**, on a background thread (:class:`WholeFrameSearch`, ``full_frame_every:
@@ -53,7 +51,6 @@ TRACK_MAX_MISSED = 5         # search around a track missed at most this many fr
 TRACK_SIZES = (0.85, 1.18)   # face sizes searched around a track, relative to its box
 TRACK_PAD = 0.25             # the region around a track reaches this many face sides beyond its box
 TRACK_NEIGHBOURS_LESS = 3    # min_neighbors minus this around tracks and seeds
-KEEP_MAX_SHIFT = 0.25        # a tracked face that moved less than this share of its side may skip a frame's search
 SEED_IOU = 0.3               # a background face overlapping a live track this much is that track
 SEED_FRAMES = 10             # a background face not found around its box is searched for this many frames
 MOTION_CELL = 8              # the motion image is 1/8 of the frame
@@ -78,7 +75,7 @@ class Region:
     y1: int
     lo: int
     hi: Optional[int]
-    kind: str                # "track", "kept" (a still face's box, not searched), "seed", "motion", "sweep", "whole"
+    kind: str                # "track", "seed", "motion", "sweep" or "whole"
 
 
 def search_cost(width: float, height: float, lo: float, hi: Optional[float], scale_factor: float) -> float:
@@ -203,14 +200,12 @@ class FaceSearch:
         self._cells_for: tuple[int, int] = (0, 0)
         self._turn = 0
         self._s_per_cost = 0.0                     # seconds per window position, learnt from the searches made
-        self._track_boxes: dict[Any, tuple[Box, bool]] = {}   # track id -> (its box last frame, kept unsearched)
 
     def reset(self) -> None:
         """Forget the previous frame (a new scene): the next frame is searched whole, in the loop."""
         self._previous = None
         self._frames = 0
         self._seeds = []
-        self._track_boxes = {}
         if self._background is not None:
             self._background.take()      # faces of the old scene are no seeds for the new one
 
@@ -238,16 +233,13 @@ class FaceSearch:
         height, width = grey.shape[:2]
         min_size = max(WINDOW, int(round(self.detector.min_size * self.scale)))
         live = [t for t in tracks if t.missed <= TRACK_MAX_MISSED]
+        regions = [self._around(t.box, width, height, min_size, "track") for t in live]
         small = cv2.resize(grey, (max(1, width // MOTION_CELL), max(1, height // MOTION_CELL)),
                            interpolation=cv2.INTER_AREA)
         every = self.full_frame_every
         due = bool(every) and self._frames % every == 0
-        first = self._previous is None or self._previous.shape != small.shape
-        kept = set() if due or first else self._still_faces(live)
-        regions = [self._around(t.box, width, height, min_size, "kept" if id(t) in kept else "track") for t in live]
-        self._track_boxes = {t.id: (tuple(t.box), id(t) in kept) for t in live if hasattr(t, "id")}
         seeds = [] if every else self._seed_regions(live, width, height, min_size)
-        if due or first:
+        if due or self._previous is None or self._previous.shape != small.shape:
             regions.append(Region(0, 0, width, height, min_size, None, "whole"))
         else:
             regions += seeds
@@ -256,10 +248,9 @@ class FaceSearch:
             self._background_search().offer(grey, self._frames)
         self._previous = small
         self._frames += 1
-        boxes: list[Box] = [tuple(int(round(v * self.scale)) for v in t.box) for t in live if id(t) in kept]
+        boxes: list[Box] = []
         for region in regions:
-            if region.kind != "kept":
-                self._add(boxes, self._timed_search(grey, region))
+            self._add(boxes, self._timed_search(grey, region))
         if self.budget_s and not any(r.kind == "whole" for r in regions) and not (SWEEP_IDLE_ONLY and live):
             regions += self._sweep(grey, boxes, started, min_size)
         self.regions = regions
@@ -301,24 +292,6 @@ class FaceSearch:
             done.append(region)
         return done
 
-    def _still_faces(self, live: Sequence) -> set[int]:
-        """Return (as ``id()``) the tracks whose box is kept for this frame without a search: found in the last
-        frame, searched then (a face is searched at least every other frame), and moved less than
-        KEEP_MAX_SHIFT of its side (centre and side) since the frame before (a fast face is searched every
-        frame). Haar's boxes of a face jitter by a pyramid step from frame to frame anyway; a face's label
-        block moves with its box every other frame instead of every frame."""
-        kept = set()
-        for track in live:
-            before = self._track_boxes.get(getattr(track, "id", None))
-            if track.missed or before is None or before[1]:
-                continue
-            (x0, y0, w0, h0), (x1, y1, w1, h1) = before[0], track.box
-            limit = KEEP_MAX_SHIFT * max(w1, h1)
-            if (abs((x1 + w1 / 2) - (x0 + w0 / 2)) < limit and abs((y1 + h1 / 2) - (y0 + h0 / 2)) < limit
-                    and abs(w1 - w0) < limit):
-                kept.add(id(track))
-        return kept
-
     def _background_search(self) -> WholeFrameSearch:
         if self._background is None:
             d = self.detector
@@ -329,7 +302,7 @@ class FaceSearch:
 
     def _around(self, box: Sequence[float], width: int, height: int, min_size: int, kind: str) -> Region:
         """Return the region searched for a face last seen at ``box`` (frame pixels)."""
-        x, y, w, h = (v * self.scale for v in box) if kind in ("track", "kept") else box
+        x, y, w, h = (v * self.scale for v in box) if kind == "track" else box
         side = max(w, h)
         pad = side * TRACK_PAD
         lo = max(min_size, int(side * TRACK_SIZES[0]))
