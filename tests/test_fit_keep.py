@@ -60,7 +60,8 @@ class _LearningRates(keras.callbacks.Callback):
 
 
 def test_a_resumed_stage_two_continues_its_cosine_schedule(tmp_path, monkeypatch):
-    """Stopped after 2 of 4 fine-tuning epochs and run again, the learning rate goes on from epoch 3's."""
+    """Stopped after 1 and after 3 of 4 fine-tuning epochs and run again each time, the learning rate goes
+    on where it stopped, and the checkpoint counts the epochs done across the resumes."""
     import trainer.fit as fitting
 
     def run(folder, epochs_cap):
@@ -84,11 +85,14 @@ def test_a_resumed_stage_two_continues_its_cosine_schedule(tmp_path, monkeypatch
         fitting.two_stage_fit(model, lambda m, lr: m.compile(keras.optimizers.Adam(lr), "binary_crossentropy"),
                               train, train, cfg, folder, verbose=0)
         monkeypatch.undo()
-        return seen
+        done = json.loads((folder / "state.json").read_text())["epochs_done_in_stage"]
+        return seen, done
 
-    whole = run(tmp_path / "whole", 99)
-    first = run(tmp_path / "split", 2)
-    second = run(tmp_path / "split", 99)
-    assert len(whole) == 4 and len(first) == 2 and len(second) == 2
-    np.testing.assert_allclose(first + second, whole, rtol=1e-5)
+    whole, done_whole = run(tmp_path / "whole", 99)
+    # stopped twice, after epoch 1 and after epoch 3, then run to the end
+    parts = [run(tmp_path / "split", cap) for cap in (1, 3, 99)]
+    assert len(whole) == 4 and [len(seen) for seen, _ in parts] == [1, 2, 1]
+    np.testing.assert_allclose([rate for seen, _ in parts for rate in seen], whole, rtol=1e-5)
     assert whole[3] < whole[0] / 2
+    # the checkpoint counts the stage's epochs done so far, across resumes
+    assert done_whole == 4 and [done for _, done in parts] == [1, 3, 4]

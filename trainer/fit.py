@@ -61,10 +61,9 @@ class _Tracker(keras.callbacks.Callback):
     """Keeps the best weights over both stages, the history, and a resumable last checkpoint."""
 
     def __init__(self, cfg: FitConfig, folder: Optional[Path], history: dict[str, list[float]],
-                 stage: int, offset: int, best: dict[str, Any]):
+                 stage: int, best: dict[str, Any]):
         super().__init__()
-        self.cfg, self.folder, self.history, self.stage, self.offset, self.best = \
-            cfg, folder, history, stage, offset, best
+        self.cfg, self.folder, self.history, self.stage, self.best = cfg, folder, history, stage, best
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         logs = dict(logs or {})
@@ -80,7 +79,8 @@ class _Tracker(keras.callbacks.Callback):
                 self.model.save_weights(str(self.folder / "best.weights.h5"))
         if self.folder:
             self.model.save_weights(str(self.folder / "last.weights.h5"))
-            state = {"stage": self.stage, "epochs_done_in_stage": epoch + 1 - self.offset,
+            # Keras numbers epochs from initial_epoch on, so a resumed stage's count goes on from its start.
+            state = {"stage": self.stage, "epochs_done_in_stage": epoch + 1,
                      "history": self.history, "best_epoch": self.best["epoch"],
                      "best_value": self.best["value"]}
             (self.folder / "state.json").write_text(json.dumps(state))
@@ -152,7 +152,7 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
     # Stage 1: backbone frozen (BatchNorm in inference mode), head trained at a high rate.
     if cfg.stage1_epochs > done[1] and done[2] == 0:
         nets.freeze_backbone(model)
-        tracker = _Tracker(cfg, folder, history, 1, done[1], best)
+        tracker = _Tracker(cfg, folder, history, 1, best)
         if cfg.stage1_on_features:
             src_train, src_val = feature_ds if feature_ds else (train_ds, val_ds)
             ftrain, ytrain = extract_features(model, src_train)
@@ -183,7 +183,7 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
             # A resumed run continues its learning-rate schedule where it stopped (the optimizer's
             # moments start afresh: they are not checkpointed).
             model.optimizer.iterations.assign(per_epoch * done[2])
-        tracker = _Tracker(cfg, folder, history, 2, done[2], best)
+        tracker = _Tracker(cfg, folder, history, 2, best)
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.stage2_epochs, initial_epoch=done[2],
                   verbose=verbose, callbacks=[tracker, *_early_stop(cfg)])
 
