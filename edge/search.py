@@ -143,8 +143,23 @@ class WholeFrameSearch:
         self._offered: Optional[tuple[np.ndarray, int]] = None
         self._done: Optional[tuple[int, list[Box]]] = None
         self._closed = False
+        self._using = threading.Lock()     # the classifier, held while it searches (its thread or the loop)
         self._thread = threading.Thread(target=self._run, name="face-edge search", daemon=True)
         self._thread.start()
+
+    def search_now(self, grey: np.ndarray) -> list[Box]:
+        """Return the faces of ``grey`` searched whole on the calling thread (after the search under way).
+
+        The loop's own whole-frame searches (a scene's first frame) use this classifier too: OpenCV keeps
+        a classifier's pyramid buffers at the largest size it has searched, about 7 MB for a 640x480
+        frame, and the loop's classifier otherwise searches only small regions."""
+        with self._using:
+            return self._detect(grey)
+
+    def _detect(self, grey: np.ndarray) -> list[Box]:
+        found = self.classifier.detectMultiScale(grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                                 minSize=(self.min_size, self.min_size))
+        return [tuple(int(v) for v in b) for b in (found if len(found) else [])]
 
     def offer(self, grey: np.ndarray, index: int) -> None:
         """Make ``grey`` (frame ``index``) the next frame to search; an older one not yet started is dropped."""
@@ -174,10 +189,8 @@ class WholeFrameSearch:
                 if self._closed:
                     return
                 (grey, index), self._offered = self._offered, None
-            found = self.classifier.detectMultiScale(grey, scaleFactor=self.scale_factor,
-                                                     minNeighbors=self.min_neighbors,
-                                                     minSize=(self.min_size, self.min_size))
-            boxes = [tuple(int(v) for v in b) for b in (found if len(found) else [])]
+            with self._using:
+                boxes = self._detect(grey)
             with self._cond:
                 self.searches += 1
                 self._done = (index, boxes)
@@ -244,14 +257,15 @@ class FaceSearch:
         else:
             regions += seeds
             regions += self._motion_regions(small, regions, width, height, min_size)
-        if not every:
+        whole = any(r.kind == "whole" for r in regions)
+        if not every and not whole:      # a frame the loop searches whole needs no search in the background
             self._background_search().offer(grey, self._frames)
         self._previous = small
         self._frames += 1
         boxes: list[Box] = []
         for region in regions:
             self._add(boxes, self._timed_search(grey, region))
-        if self.budget_s and not any(r.kind == "whole" for r in regions) and not (SWEEP_IDLE_ONLY and live):
+        if self.budget_s and not whole and not (SWEEP_IDLE_ONLY and live):
             regions += self._sweep(grey, boxes, started, min_size)
         self.regions = regions
         if self.scale != 1.0:
@@ -347,6 +361,8 @@ class FaceSearch:
         return regions
 
     def _search(self, grey: np.ndarray, region: Region) -> list[Box]:
+        if region.kind == "whole" and not self.full_frame_every:
+            return self._background_search().search_now(grey)
         part = grey[region.y0:region.y1, region.x0:region.x1]
         if min(part.shape[:2]) < max(WINDOW, region.lo):
             return []

@@ -40,3 +40,41 @@ def test_a_tracked_face_is_found_again_in_the_next_frame():
                 assert max((iou(box, b) for b in found), default=0.0) >= 0.3, (box, found)
                 checked += 1
     assert checked >= 10
+
+
+class _SizesSeen:
+    """A real CascadeClassifier that records the size of every image it searches."""
+
+    def __init__(self, classifier: cv2.CascadeClassifier):
+        self.classifier, self.sizes = classifier, []
+
+    def detectMultiScale(self, image, *args, **kwargs):
+        self.sizes.append(image.shape[:2])
+        return self.classifier.detectMultiScale(image, *args, **kwargs)
+
+
+def test_every_whole_frame_search_uses_the_background_classifier():
+    """A scene's first frame is searched whole in the loop, with the background search's classifier (OpenCV keeps
+    a classifier's buffers at the largest image it searched: one whole-frame classifier, not two); it finds what
+    a whole-frame search finds, and is not searched a second time in the background."""
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    frames = [cap.read()[1] for _ in range(20)]
+    cap.release()
+    detector = HaarDetector(min_size=40, downscale=1.0)
+    first = cv2.equalizeHist(cv2.cvtColor(frames[0], cv2.COLOR_BGR2GRAY))
+    expected = [tuple(int(v) for v in b) for b in detector.classifier.detectMultiScale(first, 1.1, 5, minSize=(40, 40))]
+    loop = _SizesSeen(detector.classifier)
+    detector.classifier = loop
+    search = FaceSearch(detector, full_frame_every=0, budget_ms=8.0)
+    try:
+        found = search.find(frames[0])
+        assert [r.kind for r in search.regions] == ["whole"]
+        assert sorted(found) == sorted(expected) and expected
+        assert search.background_searches == 0 and search._background._offered is None
+        tracks = [_Track(box) for box in found]
+        for frame in frames[1:]:
+            search.find(frame, tracks)
+    finally:
+        search.close()
+    height, width = first.shape
+    assert loop.sizes and all(h * w < height * width / 2 for h, w in loop.sizes), loop.sizes
