@@ -3,10 +3,9 @@
     python benchmarks/track_search.py
 
 On each clip of benchmarks/pipeline.py, every face full-size Haar finds in two consecutive frames (IoU >= 0.3)
-is a trial: the region around its box in the first frame is searched in the second, as edge.search searches
-around a track (TRACK_PAD, TRACK_SIZES, min_neighbors - TRACK_NEIGHBOURS_LESS), with OpenCV on one thread. A
-trial is kept when the search finds a box overlapping the face (IoU >= 0.3). The shipped constants are
-measured beside the ones before them. Figures, not a test: the times depend on the machine.
+is a trial: the region around its box in the first frame is searched in the second with edge.search's own
+functions (region_around, search_region), with OpenCV on one thread. A trial is kept when the search finds a
+box overlapping the face (IoU >= 0.3). The shipped constants are measured beside the ones before them. Figures, not a test: the times depend on the machine.
 """
 from __future__ import annotations
 
@@ -27,28 +26,13 @@ from edge.detect import HaarDetector  # noqa: E402
 from pipeline import bench_clips, clip_frames, reference_faces  # noqa: E402
 
 MIN_SIZE, MIN_NEIGHBORS = 40, 5
-CONFIGS = {   # name: (pad, (smallest, largest) face relative to the box, neighbours less than a cold search)
-    "shipped": (face_search.TRACK_PAD, face_search.TRACK_SIZES, face_search.TRACK_NEIGHBOURS_LESS),
-    "before (2026-12-07)": (0.33, (0.8, 1.25), 2),
+CONFIGS = {   # name: (pad, (smallest, largest) face relative to the box, neighbours less than a cold search,
+              #        Haar windows the smallest face is shrunk to: 0 for no shrinking)
+    "shipped": (face_search.TRACK_PAD, face_search.TRACK_SIZES, face_search.TRACK_NEIGHBOURS_LESS,
+                face_search.TRACK_WINDOWS),
+    "full size (2026-12-07)": (0.25, (0.85, 1.18), 3, 0.0),
+    "wider, full size (2026-12-07)": (0.33, (0.8, 1.25), 2, 0.0),
 }
-
-
-def search_around(classifier: cv2.CascadeClassifier, grey, box, pad: float, sizes: tuple[float, float],
-                  less: int) -> list[tuple[int, int, int, int]]:
-    """Return the faces found in ``grey`` around ``box`` the way edge.search searches around a track."""
-    x, y, w, h = box
-    side = max(w, h)
-    reach = side * pad
-    height, width = grey.shape
-    x0, y0 = max(0, int(x - reach)), max(0, int(y - reach))
-    x1, y1 = min(width, int(x + w + reach)), min(height, int(y + h + reach))
-    lo = max(MIN_SIZE, int(side * sizes[0]))
-    hi = max(lo + 1, int(side * sizes[1]))
-    part = grey[y0:y1, x0:x1]
-    if min(part.shape) < lo:
-        return []
-    found = classifier.detectMultiScale(part, 1.1, max(1, MIN_NEIGHBORS - less), minSize=(lo, lo), maxSize=(hi, hi))
-    return [(int(a) + x0, int(b) + y0, int(c), int(d)) for a, b, c, d in (found if len(found) else [])]
 
 
 def trials(clip: Path) -> tuple[list, list[tuple[int, tuple, tuple]]]:
@@ -70,16 +54,18 @@ def main() -> int:
     classifier = HaarDetector(min_size=MIN_SIZE, downscale=1.0).classifier
     for clip in bench_clips():
         greys, pairs = trials(clip)
-        for name, (pad, sizes, less) in CONFIGS.items():
+        for name, (pad, sizes, less, windows) in CONFIGS.items():
             seconds, kept = 0.0, 0
             for i, before, box in pairs:
                 t0 = time.perf_counter()
-                found = search_around(classifier, greys[i], before, pad, sizes, less)
+                region = face_search.region_around(before, greys[i].shape[1], greys[i].shape[0], MIN_SIZE,
+                                                   "track", pad, sizes)
+                found = face_search.search_region(classifier, greys[i], region, 1.1, MIN_NEIGHBORS, less, windows)
                 seconds += time.perf_counter() - t0
                 kept += any(iou(box, b) >= 0.3 for b in found)
-            print(f"{clip.name:24s} {name:20s} pad {pad:.2f}, sizes {sizes[0]:.2f}-{sizes[1]:.2f}, neighbours "
-                  f"{MIN_NEIGHBORS - less}: found again {kept / len(pairs):.3f} of {len(pairs)}, "
-                  f"{1000 * seconds / len(pairs):.2f} ms per search")
+            print(f"{clip.name:24s} {name:30s} pad {pad:.2f}, sizes {sizes[0]:.2f}-{sizes[1]:.2f}, neighbours "
+                  f"{MIN_NEIGHBORS - less}, shrunk to {windows or '-'} windows: found again "
+                  f"{kept / len(pairs):.3f} of {len(pairs)}, {1000 * seconds / len(pairs):.2f} ms per search")
     return 0
 
 

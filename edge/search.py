@@ -10,7 +10,9 @@ are only just detectable). :class:`FaceSearch` splits the work:
    other frame. (Over consecutive frames of the benchmark clips where full-size Haar found a face
    in both, this found it again in 97.9 % on Hamilton and 100 % on the demo, against 97.4 % and
    100 % with a third, 0.8x-1.25x and one neighbour more, in 62 % and 68 % of the time: a face
-   near the camera made most of a frame's search.)
+   near the camera made most of a frame's search.) The region is shrunk first until its smallest face
+   is two Haar windows wide (``TRACK_WINDOWS``): OpenCV slides its window a pixel at a time on levels
+   scaled by more than 2, so a large face searched at full size paid for a finer grid than a small one.
 2. **Motion**, every frame, in the loop: the parts of a 1/8-size difference image that changed
    and are not around a track (someone walking in) are searched at once, within a budget.
 3. **The whole frame**, on a background thread (:class:`WholeFrameSearch`, ``full_frame_every:
@@ -51,6 +53,7 @@ TRACK_MAX_MISSED = 5         # search around a track missed at most this many fr
 TRACK_SIZES = (0.85, 1.18)   # face sizes searched around a track, relative to its box
 TRACK_PAD = 0.25             # the region around a track reaches this many face sides beyond its box
 TRACK_NEIGHBOURS_LESS = 3    # min_neighbors minus this around tracks and seeds
+TRACK_WINDOWS = 2.0          # a region around a track is shrunk until its smallest face is this many windows wide
 SEED_IOU = 0.3               # a background face overlapping a live track this much is that track
 SEED_FRAMES = 10             # a background face not found around its box is searched for this many frames
 MOTION_CELL = 8              # the motion image is 1/8 of the frame
@@ -119,6 +122,45 @@ def sweep_cells(width: int, height: int, min_size: int, scale_factor: float) -> 
                 cells.append((Region(x0, y0, x1, y1, int(lo), None if hi is None else int(hi), "sweep"),
                               search_cost(x1 - x0, y1 - y0, lo, hi, scale_factor)))
     return cells
+
+
+def region_around(box: Sequence[float], width: int, height: int, min_size: int, kind: str,
+                  pad: float = TRACK_PAD, sizes: tuple[float, float] = TRACK_SIZES) -> Region:
+    """Return the region searched for a face last seen at ``box`` (pixels of the searched image): ``pad`` face
+    sides beyond the box on each side, for faces of ``sizes`` times its side."""
+    x, y, w, h = box
+    side = max(w, h)
+    reach = side * pad
+    lo = max(min_size, int(side * sizes[0]))
+    return Region(max(0, int(x - reach)), max(0, int(y - reach)), min(width, int(x + w + reach)),
+                  min(height, int(y + h + reach)), lo, max(lo + 1, int(side * sizes[1])), kind)
+
+
+def search_region(classifier: Any, grey: np.ndarray, region: Region, scale_factor: float, min_neighbors: int,
+                  neighbours_less: int = TRACK_NEIGHBOURS_LESS, windows: float = TRACK_WINDOWS) -> list[Box]:
+    """Return the faces ``classifier`` finds in ``region`` of ``grey`` (pixels of ``grey``).
+
+    Around a track or a seed (where a face just was) it asks for ``neighbours_less`` fewer neighbours, and
+    first shrinks the region until its smallest face is ``windows`` Haar windows wide. OpenCV moves its
+    window one pixel at a time on pyramid levels scaled by more than 2 and two pixels below, so a large face
+    searched at full size costs about four times as many window positions, for the same grid relative to
+    the face."""
+    part = grey[region.y0:region.y1, region.x0:region.x1]
+    if min(part.shape[:2]) < max(WINDOW, region.lo):
+        return []
+    near = region.kind in ("track", "seed")
+    shrink = WINDOW * windows / region.lo if near and windows and region.lo > WINDOW * windows else 1.0
+    lo, hi = region.lo, region.hi
+    if shrink != 1.0:
+        part = cv2.resize(part, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+        lo = max(WINDOW, int(round(lo * shrink)))
+        hi = None if hi is None else max(lo + 1, int(round(hi * shrink)))
+    found = classifier.detectMultiScale(
+        part, scaleFactor=scale_factor,
+        minNeighbors=max(1, min_neighbors - neighbours_less) if near else min_neighbors,
+        minSize=(lo, lo), maxSize=(0, 0) if hi is None else (hi, hi))
+    return [(int(round(x / shrink)) + region.x0, int(round(y / shrink)) + region.y0, int(round(w / shrink)),
+             int(round(h / shrink))) for x, y, w, h in (found if len(found) else [])]
 
 
 def _span(i: int, n: int, length: int, overlap: int) -> tuple[int, int]:
@@ -315,13 +357,9 @@ class FaceSearch:
         return self._background
 
     def _around(self, box: Sequence[float], width: int, height: int, min_size: int, kind: str) -> Region:
-        """Return the region searched for a face last seen at ``box`` (frame pixels)."""
-        x, y, w, h = (v * self.scale for v in box) if kind == "track" else box
-        side = max(w, h)
-        pad = side * TRACK_PAD
-        lo = max(min_size, int(side * TRACK_SIZES[0]))
-        return Region(max(0, int(x - pad)), max(0, int(y - pad)), min(width, int(x + w + pad)),
-                      min(height, int(y + h + pad)), lo, max(lo + 1, int(side * TRACK_SIZES[1])), kind)
+        """Return the region searched for a face last seen at ``box`` (frame pixels for a track)."""
+        return region_around(tuple(v * self.scale for v in box) if kind == "track" else box, width, height,
+                             min_size, kind)
 
     def _seed_regions(self, live: Sequence, width: int, height: int, min_size: int) -> list[Region]:
         """Return the regions around the background search's faces that no live track covers yet; each is
@@ -363,14 +401,5 @@ class FaceSearch:
     def _search(self, grey: np.ndarray, region: Region) -> list[Box]:
         if region.kind == "whole" and not self.full_frame_every:
             return self._background_search().search_now(grey)
-        part = grey[region.y0:region.y1, region.x0:region.x1]
-        if min(part.shape[:2]) < max(WINDOW, region.lo):
-            return []
-        near = region.kind in ("track", "seed")
-        found = self.detector.classifier.detectMultiScale(
-            part, scaleFactor=self.detector.scale_factor,
-            minNeighbors=max(1, self.detector.min_neighbors - TRACK_NEIGHBOURS_LESS) if near
-            else self.detector.min_neighbors,
-            minSize=(region.lo, region.lo), maxSize=(0, 0) if region.hi is None else (region.hi, region.hi))
-        return [(int(x) + region.x0, int(y) + region.y0, int(w), int(h)) for x, y, w, h in
-                (found if len(found) else [])]
+        return search_region(self.detector.classifier, grey, region, self.detector.scale_factor,
+                             self.detector.min_neighbors, TRACK_NEIGHBOURS_LESS, TRACK_WINDOWS)

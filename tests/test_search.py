@@ -78,3 +78,27 @@ def test_every_whole_frame_search_uses_the_background_classifier():
         search.close()
     height, width = first.shape
     assert loop.sizes and all(h * w < height * width / 2 for h, w in loop.sizes), loop.sizes
+
+
+def test_a_shrunk_track_search_gives_boxes_in_frame_pixels():
+    """Around a large face, search_region shrinks the region before searching (TRACK_WINDOWS): the boxes it
+    returns are in the frame's pixels and on the faces that the same search at full size finds."""
+    from edge.search import region_around, search_region
+
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    frames = [cv2.equalizeHist(cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2GRAY)) for _ in range(8)]
+    cap.release()
+    classifier = HaarDetector(min_size=40, downscale=1.0).classifier
+    compared = 0
+    for before, after in zip(frames[:-1], frames[1:]):
+        for box in classifier.detectMultiScale(before, 1.1, 5, minSize=(40, 40)):
+            region = region_around(tuple(int(v) for v in box), after.shape[1], after.shape[0], 40, "track")
+            assert region.lo > 48                                  # large enough to be shrunk
+            full = search_region(classifier, after, region, 1.1, 5, windows=0.0)
+            shrunk = search_region(classifier, after, region, 1.1, 5, windows=2.0)
+            assert full and shrunk
+            for b in shrunk:
+                assert region.x0 <= b[0] and b[0] + b[2] <= region.x1 + 2 and region.y0 <= b[1] <= region.y1
+                assert max(iou(b, f) for f in full) >= 0.6, (b, full)
+            compared += 1
+    assert compared >= 7
