@@ -29,6 +29,7 @@ class SourceSettings:
     fps: int = 30
     loop: bool = False             # replay files and folders when they end (the demo clip always loops)
     realtime: bool = True          # pace files at their fps (False: as fast as possible)
+    speed: float = 1.0             # paced files and folders play at this many times their frame rate
     reconnect_max_s: float = 10.0  # back-off ceiling when a camera disappears
     stall_s: float = 5.0           # a live camera that sends no frame this long is stalled: reopened
 
@@ -228,6 +229,7 @@ def _check_ranges(s: Settings) -> None:
         ("detector.full_frame_every", s.detector.full_frame_every >= 0, "0 (background) or more"),
         ("detector.search_budget_ms", s.detector.search_budget_ms >= 0, "0 (off) or more milliseconds"),
         ("source.stall_s", s.source.stall_s > 0, "a positive number of seconds"),
+        ("source.speed", s.source.speed > 0, "a positive factor of the file's frame rate (2: twice as fast)"),
         ("tracker.iou", 0 < s.tracker.iou < 1, "a number in (0, 1)"),
         ("tracker.refresh_every", s.tracker.refresh_every >= 1, "at least 1"),
         ("tracker.vote_min", 1 <= s.tracker.vote_min <= s.tracker.vote_window,

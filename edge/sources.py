@@ -350,16 +350,18 @@ class _Pacer:
 
 
 class VideoFile:
-    """A video file, played once (or looped) and paced at its own frame rate."""
+    """A video file, played once (or looped) and paced at its own frame rate (times ``speed``)."""
 
     is_live = False
     is_still = False
 
-    def __init__(self, path: str | Path, loop: bool = False, realtime: bool = True, name: Optional[str] = None):
+    def __init__(self, path: str | Path, loop: bool = False, realtime: bool = True, name: Optional[str] = None,
+                 speed: float = 1.0):
         self.path = Path(path)
         self.name = name or str(path)
         self.loop = loop
         self.realtime = realtime
+        self.speed = float(speed)
         self._cap: Optional[cv2.VideoCapture] = None
         self._ended = False
         self._pacer = _Pacer(0)
@@ -380,7 +382,7 @@ class VideoFile:
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 1.0 <= self.fps <= 240.0:
             self.fps = 25.0
-        self._pacer = _Pacer(self.fps if self.realtime else 0)
+        self._pacer = _Pacer(self.fps * self.speed if self.realtime else 0)
         self._ended = False
 
     def read(self, timeout: float = 1.0) -> Optional[np.ndarray]:
@@ -529,7 +531,7 @@ def _usb_device(uri: str) -> int | str:
 
 
 register_source("demo", lambda u: u == "demo",
-                lambda u, s: VideoFile(DEMO_CLIP, loop=True, realtime=s.realtime, name="demo"),
+                lambda u, s: VideoFile(DEMO_CLIP, loop=True, realtime=s.realtime, name="demo", speed=s.speed),
                 "the shipped demo clip (edge/assets/demo.mp4), looped")
 register_source("picamera", lambda u: u in ("picamera", "picamera2", "pi"),
                 lambda u, s: PiCamera(s.width, s.height, s.fps, s.reconnect_max_s, s.stall_s),
@@ -541,10 +543,10 @@ register_source("stream", lambda u: bool(STREAM_URI.match(u)),
                 lambda u, s: UsbCamera(u, s.width, s.height, s.fps, s.reconnect_max_s, s.stall_s),
                 "a network camera stream (rtsp://, http://)")
 register_source("folder", lambda u: Path(u).is_dir(),
-                lambda u, s: ImageFolder(u, loop=s.loop, realtime=s.realtime, fps=s.fps),
+                lambda u, s: ImageFolder(u, loop=s.loop, realtime=s.realtime, fps=s.fps * s.speed),
                 "a folder of images, each its own scene")
 register_source("file", lambda u: True,
-                lambda u, s: VideoFile(u, loop=s.loop, realtime=s.realtime),
+                lambda u, s: VideoFile(u, loop=s.loop, realtime=s.realtime, speed=s.speed),
                 "a video file")
 
 

@@ -66,6 +66,8 @@ def test_out_of_range_is_named():
         settings_from_dict({"tracker": {"vote_min": 9, "vote_window": 5}})
     with pytest.raises(ConfigError, match=r"recognition\.min_face_px: must be 0 \(name every face\) or more"):
         settings_from_dict({"recognition": {"min_face_px": -1}})
+    with pytest.raises(ConfigError, match=r"source\.speed: must be a positive factor"):
+        settings_from_dict({"source": {"speed": 0}})
 
 
 def test_missing_file_and_bad_yaml(tmp_path):

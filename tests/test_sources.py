@@ -12,7 +12,7 @@ import pytest
 
 from edge.config import SourceSettings
 from edge.errors import SourceError
-from edge.sources import (DEMO_CLIP, ImageFolder, PiCamera, Source, UsbCamera, VideoFile, make_source,
+from edge.sources import (ImageFolder, PiCamera, Source, UsbCamera, VideoFile, make_source,
                           open_source, register_source, SOURCE_KINDS)
 
 
@@ -84,6 +84,26 @@ def test_realtime_pacing_is_not_faster_than_the_clip(tmp_path):
     # 8 frames at 20 fps: the last one is due 7/20 s after the first (a lower bound only).
     assert time.monotonic() - t >= 0.3
     source.close()
+
+
+def test_speed_paces_files_at_a_multiple_of_their_frame_rate(tmp_path):
+    clip = _write_clip(tmp_path / "c.avi", frames=8, fps=20.0)
+    settings = _settings(realtime=True, loop=False)
+    settings.speed = 2.0
+    source = open_source(settings, str(clip))
+    assert source._pacer.period == pytest.approx(1 / 40)
+    t = time.monotonic()
+    while source.read() is not None:
+        pass
+    assert time.monotonic() - t >= 0.15            # 8 frames at 2 x 20 fps: 7/40 s (a lower bound only)
+    source.close()
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    settings.fps = 10
+    still = open_source(settings, str(folder))
+    assert still._pacer.period == pytest.approx(1 / 20)
+    still.close()
 
 
 def test_missing_and_unreadable_videos(tmp_path):

@@ -39,6 +39,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0 (a bad value is a usage error, exit code 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def config_path(explicit: Optional[str]) -> Optional[str]:
     """Return the config file to read: ``explicit``, $FACE_EDGE_CONFIG, /etc/face-edge/edge.yaml, or None."""
     if explicit:

@@ -7,7 +7,7 @@ import signal
 import time
 from typing import Any, Optional
 
-from . import add_config_options, load_config, positive_int
+from . import add_config_options, load_config, positive_float, positive_int
 
 log = logging.getLogger("face-edge")
 
@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: source.uri from the config)")
     p.add_argument("--loop", action="store_true",
                    help="replay a video file or image folder when it ends (source.loop; the demo always loops)")
+    p.add_argument("--speed", type=positive_float, metavar="X",
+                   help="play a video file or image folder at X times its frame rate (source.speed; 1: as recorded)")
     p.add_argument("--no-display", action="store_true", help="run headless, without a window")
     p.add_argument("--record", metavar="OUT.mp4", help="write the annotated video to this file (.mp4 or .avi)")
     p.add_argument("--events", metavar="OUT.jsonl", help="append person appear/leave events, one JSON per line")
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         settings.source.uri = args.source
     if args.loop:
         settings.source.loop = True
+    if args.speed is not None:
+        settings.source.speed = args.speed
     return run_loop(settings, args.max_frames)
 
 

@@ -36,9 +36,12 @@ def build_models(root: Path) -> Path:
 
 
 def make_settings(models: Path, folder: Path, **sections: Any) -> Settings:
-    """Return Settings that play the demo clip unpaced, headless, with ``models`` and a gallery in ``folder``."""
+    """Return Settings that play the demo clip at four times its frame rate, headless, with ``models`` and a
+    gallery in ``folder``. Paced, like a camera's frames, so the background search finds each face during its
+    visit however fast the loop runs (unpaced, a loop can play a face's whole visit before a search lands)."""
     s = Settings()
-    s.source.realtime = False
+    s.source.realtime = True
+    s.source.speed = 4.0
     s.source.loop = True
     s.display.window = False
     s.models.dir = str(models)
