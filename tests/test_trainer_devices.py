@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, SHARED
-from trainer.distribute import DevicePlan, describe, lr_factor, scale_for_devices
+from trainer.distribute import DevicePlan, describe, lr_factor, scale_for_devices, without_short_batches
 
 
 class _Replicas:
@@ -32,6 +32,16 @@ def test_batch_and_learning_rate_rules() -> None:
     assert record["per_device_batch"] == 64 and record["global_batch"] == 256 and record["lr1_given"] == 1e-3
     assert "batch 64 per device = 256 per step" in describe(record) and "x4 (linear rule)" in describe(record)
     assert lr_factor("sqrt", 4) == 2.0 and lr_factor("none", 4) == 1.0 and lr_factor("linear", 1) == 1.0
+
+
+def test_a_last_batch_too_small_for_every_replica_is_left_out() -> None:
+    """TensorFlow 2.21 fails on a replica given no example; a batch of fewer examples than replicas would."""
+    tf = pytest.importorskip("tensorflow")
+    images = tf.data.Dataset.from_tensor_slices((np.zeros((33, 4, 4, 3), np.float32), {"y": np.arange(33)}))
+    sizes = lambda ds: [int(x.shape[0]) for x, _ in ds]   # noqa: E731
+    assert sizes(without_short_batches(images.batch(16), 2)) == [16, 16]        # 1 example left out
+    assert sizes(without_short_batches(images.batch(15), 2)) == [15, 15, 3]     # 3 can be split over 2
+    assert sizes(without_short_batches(images.batch(16), 1)) == [16, 16, 1]     # one device: all of it
 
 
 @pytest.mark.slow  # ~30 s: six tiny fits and one face-train fit in a fresh TensorFlow process

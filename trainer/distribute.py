@@ -151,6 +151,18 @@ def scale_for_devices(args: argparse.Namespace, plan: DevicePlan) -> dict[str, A
     return record
 
 
+def without_short_batches(ds: Any, replicas: int) -> Any:
+    """Return the batched dataset ``ds`` without batches of fewer than ``replicas`` examples (``ds`` itself on
+    one replica). A strategy splits each batch over its replicas, so such a batch (an epoch's last one)
+    leaves a replica with none, and TensorFlow 2.21 fails on an empty replica batch ("Incompatible
+    shapes: [..] vs. [0,...]"). At most ``replicas - 1`` examples an epoch are left out."""
+    if replicas <= 1:
+        return ds
+    import tensorflow as tf
+
+    return ds.filter(lambda x, *_: tf.shape(tf.nest.flatten(x)[0])[0] >= replicas)
+
+
 def describe(record: dict[str, Any]) -> str:
     """Return one line saying how the fit is spread over devices."""
     rates = ", ".join(f"{k} {record[k]:.3g}" for k in LR_ARGS if k in record)

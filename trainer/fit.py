@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import nets
+from .distribute import without_short_batches
 
 CompileFn = Callable[[keras.Model, Any], None]  # (model, learning rate or schedule)
 
@@ -86,6 +87,16 @@ class _Tracker(keras.callbacks.Callback):
             (self.folder / "state.json").write_text(json.dumps(state))
 
 
+def _without_short_batch(arrays: Any, batch: int, replicas: int) -> Any:
+    """Return ``arrays`` (a structure of equal-length arrays) without the rows of a last batch of fewer than
+    ``replicas`` rows (see distribute.without_short_batches)."""
+    rows = len(tf.nest.flatten(arrays)[0])
+    short = rows % batch
+    if replicas <= 1 or short == 0 or short >= replicas:
+        return arrays
+    return tf.nest.map_structure(lambda a: a[:rows - short], arrays)
+
+
 def _early_stop(cfg: FitConfig) -> list[keras.callbacks.Callback]:
     if cfg.patience <= 0:  # e.g. with keep="last": the whole schedule runs
         return []
@@ -130,6 +141,11 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
     folder = Path(checkpoint_dir) if checkpoint_dir else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
+    replicas = int(tf.distribute.get_strategy().num_replicas_in_sync)
+
+    def whole(ds: tf.data.Dataset) -> tf.data.Dataset:
+        return without_short_batches(ds, replicas)
+
     history: dict[str, list[float]] = {}
     best: dict[str, Any] = {"value": math.nan, "epoch": -1, "weights": None}
     done = {1: 0, 2: 0}
@@ -160,13 +176,15 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
             head = head_model(model)
             compile_model(head, cfg.stage1_lr)
             batch = int(next(iter(train_ds))[0].shape[0])
+            (ftrain, ytrain), (fval, yval) = (_without_short_batch(pair, batch, replicas)
+                                              for pair in ((ftrain, ytrain), (fval, yval)))
             head.fit(ftrain, ytrain, validation_data=(fval, yval), batch_size=batch,
                      epochs=cfg.stage1_epochs, initial_epoch=done[1], shuffle=True, verbose=verbose,
                      callbacks=[_FullModelTracker(tracker, model), *_early_stop(cfg)])
         else:
             compile_model(model, cfg.stage1_lr)
-            model.fit(train_ds, validation_data=val_ds, epochs=cfg.stage1_epochs, initial_epoch=done[1],
-                      verbose=verbose, callbacks=[tracker, *_early_stop(cfg)])
+            model.fit(whole(train_ds), validation_data=whole(val_ds), epochs=cfg.stage1_epochs,
+                      initial_epoch=done[1], verbose=verbose, callbacks=[tracker, *_early_stop(cfg)])
         done[1] = cfg.stage1_epochs
 
     # Stage 2: top blocks unfrozen at a lower rate, starting from the best stage-1 weights.
@@ -184,7 +202,7 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
             # moments start afresh: they are not checkpointed).
             model.optimizer.iterations.assign(per_epoch * done[2])
         tracker = _Tracker(cfg, folder, history, 2, best)
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.stage2_epochs, initial_epoch=done[2],
+        model.fit(whole(train_ds), validation_data=whole(val_ds), epochs=cfg.stage2_epochs, initial_epoch=done[2],
                   verbose=verbose, callbacks=[tracker, *_early_stop(cfg)])
 
     if best["weights"] is not None and cfg.keep == "best":
