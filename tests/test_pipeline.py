@@ -308,7 +308,7 @@ def test_search_finds_the_faces_of_a_whole_frame_search_without_searching_whole_
     assert all(kinds.count("whole") == 1 for _, kinds in whole)            # N = 1: the whole frame, every frame
     assert default[0][1].count("whole") == 1                                # the first frame of a scene
     assert all("whole" not in kinds for _, kinds in default[1:])            # then regions only
-    assert all("track" in kinds for boxes, kinds in default[1:] if boxes)
+    assert all({"track", "followed"} & set(kinds) for boxes, kinds in default[1:] if boxes)   # searched, or followed
     assert sum(len(b) for b, _ in default) >= 0.95 * sum(len(b) for b, _ in whole)
     for (a, _), (b, _) in zip(whole, default):    # the main face's box stays where whole-frame search puts it
         if a and b:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import cv2
+import numpy as np
 
 from edge.crop import iou
 from edge.detect import HaarDetector
@@ -102,3 +103,50 @@ def test_a_shrunk_track_search_gives_boxes_in_frame_pixels():
                 assert max(iou(b, f) for f in full) >= 0.6, (b, full)
             compared += 1
     assert compared >= 7
+
+
+def test_a_face_found_after_a_search_is_followed_the_next_frame_on_the_face():
+    """A track found in the last frame after a search is followed for one frame by matching its patch (not
+    searched), on the box a whole-frame search puts there, then searched again; a face that moved fast, was
+    missed, or whose patch no longer matches is searched."""
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    frames = [cv2.equalizeHist(cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2GRAY)) for _ in range(8)]
+    cap.release()
+    detector = HaarDetector(min_size=40, downscale=1.0)
+    box = tuple(int(v) for v in detector.classifier.detectMultiScale(frames[0], 1.1, 5, minSize=(40, 40))[0])
+    track = _Track(box)
+    track.id = 7
+    search = FaceSearch(detector, full_frame_every=0, budget_ms=0.0)
+    kinds = []
+    try:
+        for grey in frames:
+            found = search.find(grey, [track])
+            seen = {r.kind for r in search.regions}
+            kinds.append("whole" if "whole" in seen else "followed" if "followed" in seen else "track")
+            near = [b for b in found if iou(b, track.box) >= 0.3]
+            assert near, kinds
+            track.box = near[0]
+            if kinds[-1] == "followed":                     # on the face a whole-frame search finds there
+                whole = detector.classifier.detectMultiScale(grey, 1.1, 5, minSize=(40, 40))
+                assert max(iou(track.box, tuple(b)) for b in whole) >= 0.5
+        assert kinds[0] == "whole" and kinds.count("followed") >= 3
+        assert all(not (a == "followed" and b == "followed") for a, b in zip(kinds, kinds[1:]))
+        search.find(frames[-1], [track])
+        if any(r.kind == "followed" for r in search.regions):
+            search.find(frames[-1], [track])              # the frame after a followed one is searched
+        assert not any(r.kind == "followed" for r in search.regions)
+        track.box = (track.box[0] + track.box[2], track.box[1], track.box[2], track.box[3])   # a face side away
+        search.find(frames[-1], [track])                  # it moved fast: searched again
+        assert not any(r.kind == "followed" for r in search.regions)
+        track.missed = 1
+        search.find(frames[-1], [track])
+        assert not any(r.kind == "followed" for r in search.regions)
+        track.missed = 0
+        search.find(frames[-1], [track])
+        if any(r.kind == "followed" for r in search.regions):
+            search.find(frames[-1], [track])
+        assert not any(r.kind == "followed" for r in search.regions)   # searched: it may be followed next,
+        search.find(np.full_like(frames[-1], 128), [track])           # but its patch is not in a blank frame
+        assert not any(r.kind == "followed" for r in search.regions)
+    finally:
+        search.close()
