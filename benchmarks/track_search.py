@@ -5,7 +5,8 @@
 On each clip of benchmarks/pipeline.py, every face full-size Haar finds in two consecutive frames (IoU >= 0.3)
 is a trial: the region around its box in the first frame is searched in the second with edge.search's own
 functions (region_around, search_region), with OpenCV on one thread. A trial is kept when the search finds a
-box overlapping the face (IoU >= 0.3). The shipped constants are measured beside the ones before them. Figures, not a test: the times depend on the machine.
+box overlapping the face (IoU >= 0.3). The shipped constants are measured beside the ones before them.
+Figures, not a test: the times depend on the machine.
 """
 from __future__ import annotations
 

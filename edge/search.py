@@ -315,7 +315,7 @@ class FaceSearch:
         else:
             regions += seeds
             regions += self._motion_regions(small, regions, width, height, min_size)
-        whole = any(r.kind == "whole" for r in regions)
+        whole = due or first             # the whole frame is among the regions
         if not every and not whole:      # a frame the loop searches whole needs no search in the background
             self._background_search().offer(grey, self._frames)
         self._previous = small
