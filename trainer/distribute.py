@@ -163,6 +163,18 @@ def without_short_batches(ds: Any, replicas: int) -> Any:
     return ds.filter(lambda x, *_: tf.shape(tf.nest.flatten(x)[0])[0] >= replicas)
 
 
+def without_short_batch_rows(arrays: Any, batch: int, replicas: int) -> Any:
+    """Return ``arrays`` (a structure of equal-length arrays that Keras cuts into batches of ``batch``) without
+    the rows of a last batch of fewer than ``replicas`` rows: :func:`without_short_batches` for arrays."""
+    import tensorflow as tf
+
+    rows = len(tf.nest.flatten(arrays)[0])
+    short = rows % batch
+    if replicas <= 1 or short == 0 or short >= replicas:
+        return arrays
+    return tf.nest.map_structure(lambda a: a[:rows - short], arrays)
+
+
 def describe(record: dict[str, Any]) -> str:
     """Return one line saying how the fit is spread over devices."""
     rates = ", ".join(f"{k} {record[k]:.3g}" for k in LR_ARGS if k in record)

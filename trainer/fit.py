@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import nets
-from .distribute import without_short_batches
+from .distribute import without_short_batch_rows, without_short_batches
 
 CompileFn = Callable[[keras.Model, Any], None]  # (model, learning rate or schedule)
 
@@ -85,16 +85,6 @@ class _Tracker(keras.callbacks.Callback):
                      "history": self.history, "best_epoch": self.best["epoch"],
                      "best_value": self.best["value"]}
             (self.folder / "state.json").write_text(json.dumps(state))
-
-
-def _without_short_batch(arrays: Any, batch: int, replicas: int) -> Any:
-    """Return ``arrays`` (a structure of equal-length arrays) without the rows of a last batch of fewer than
-    ``replicas`` rows (see distribute.without_short_batches)."""
-    rows = len(tf.nest.flatten(arrays)[0])
-    short = rows % batch
-    if replicas <= 1 or short == 0 or short >= replicas:
-        return arrays
-    return tf.nest.map_structure(lambda a: a[:rows - short], arrays)
 
 
 def _early_stop(cfg: FitConfig) -> list[keras.callbacks.Callback]:
@@ -176,7 +166,7 @@ def two_stage_fit(model: keras.Model, compile_model: CompileFn, train_ds: tf.dat
             head = head_model(model)
             compile_model(head, cfg.stage1_lr)
             batch = int(next(iter(train_ds))[0].shape[0])
-            (ftrain, ytrain), (fval, yval) = (_without_short_batch(pair, batch, replicas)
+            (ftrain, ytrain), (fval, yval) = (without_short_batch_rows(pair, batch, replicas)
                                               for pair in ((ftrain, ytrain), (fval, yval)))
             head.fit(ftrain, ytrain, validation_data=(fval, yval), batch_size=batch,
                      epochs=cfg.stage1_epochs, initial_epoch=done[1], shuffle=True, verbose=verbose,
